@@ -1,0 +1,1 @@
+"""Task sources: one module per suite (embedded generator + real-format loader)."""

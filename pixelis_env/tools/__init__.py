@@ -1,0 +1,31 @@
+"""The tool registry and the built-in tools (one module each).
+
+A user tool is an :class:`~pixelis_env.actions.Action` subclass plus a ``run``
+function, registered with :func:`register_tool`; nothing in the package needs editing.
+"""
+
+from __future__ import annotations
+
+from pixelis_env.actions import Answer, SelectFrames, Zoom
+from pixelis_env.tools import answer, select_frames, zoom
+from pixelis_env.tools.base import (
+    IMAGE,
+    VIDEO,
+    ToolContext,
+    ToolResult,
+    ToolSpec,
+    get_tool,
+    register_tool,
+    registered_tools,
+    unregister_tool,
+)
+
+__all__ = ["IMAGE", "VIDEO", "ToolContext", "ToolResult", "ToolSpec", "get_tool", "register_tool",
+           "registered_tools", "unregister_tool"]
+
+for _action_type, _module, _kinds in (
+    (Zoom, zoom, (IMAGE, VIDEO)),
+    (SelectFrames, select_frames, (VIDEO,)),
+    (Answer, answer, (IMAGE, VIDEO)),
+):
+    register_tool(_action_type, _module.run, _kinds)
