@@ -50,7 +50,7 @@ class SpaceLimits:
 
 def _sorted_pair(lo: float, hi: float, min_gap: float, top: float, decimals: int) -> tuple[float, float]:
     lo, hi = sorted((round(float(lo), decimals), round(float(hi), decimals)))
-    if hi - lo < min_gap:
+    if round(hi - lo, decimals) < min_gap:
         hi = min(lo + min_gap, top)
         lo = hi - min_gap
     return round(lo, decimals), round(hi, decimals)

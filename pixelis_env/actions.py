@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,9 +34,9 @@ SpanT = tuple[float, float]
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ActionError(f"{where}: expected a number, got {type(value).__name__} {value!r:.40}")
-    if isinstance(value, int) and abs(value) > 2**53:
+    if isinstance(value, numbers.Integral) and abs(int(value)) > 2**53:
         raise ActionError(f"{where}: {value:.3g} is out of range")
     if not math.isfinite(value):
         raise ActionError(f"{where}: expected a finite number, got {value!r}")
@@ -43,11 +44,13 @@ def _number(value: Any, where: str) -> float:
 
 
 def _integer(value: Any, where: str) -> int:
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        if not math.isfinite(value) or not float(value).is_integer():
+            raise ActionError(f"{where}: expected an integer, got {value!r:.40}")
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ActionError(f"{where}: expected an integer, got {type(value).__name__} {value!r:.40}")
-    return value
+    return int(value)
 
 
 def _sequence(value: Any, where: str, length: int | None = None) -> list[Any]:
@@ -90,9 +93,9 @@ class BoxArg(Arg):
     def canonical(self, value: Any, where: str) -> BoxT:
         items = _sequence(value, where, 4)
         x0, y0, x1, y1 = (_unit(v, f"{where}[{i}]") for i, v in enumerate(items))
-        if x1 - x0 < MIN_BOX_SIDE:
+        if round(x1 - x0, COORD_DECIMALS) < MIN_BOX_SIDE:
             raise ActionError(f"{where}: x0 ({x0}) must be smaller than x1 ({x1}) by at least {MIN_BOX_SIDE}")
-        if y1 - y0 < MIN_BOX_SIDE:
+        if round(y1 - y0, COORD_DECIMALS) < MIN_BOX_SIDE:
             raise ActionError(f"{where}: y0 ({y0}) must be smaller than y1 ({y1}) by at least {MIN_BOX_SIDE}")
         return (x0, y0, x1, y1)
 
@@ -350,6 +353,17 @@ class Answer(Action):
 
     name: ClassVar[str] = "answer"
     text: str = arg(AnswerTextArg(), "option letter, number, word or phrase, or [start, end] seconds")
+
+
+@dataclass(frozen=True)
+class InvalidAction:
+    """What an action adapter passes to ``env.step`` when it could not build an action.
+
+    The env answers it like any malformed action (error observation and penalty), so
+    the failure flows through the same records, wrappers and counters.
+    """
+
+    message: str
 
 
 BUILTIN_ACTIONS: tuple[type[Action], ...] = (Zoom, SelectFrames, Segment, Properties, ReadText, Track,

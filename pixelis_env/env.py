@@ -8,6 +8,7 @@ episode goes on (truncated after ``max_errors`` errors or ``max_steps`` steps).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import string
 import time
@@ -21,7 +22,7 @@ from gymnasium import spaces
 
 from pixelis_env import metrics
 from pixelis_env.action_space import ActionSpace, SpaceLimits
-from pixelis_env.actions import Action, Answer, FrameArg, FrameListArg, SpanArg
+from pixelis_env.actions import Action, Answer, FrameArg, FrameListArg, InvalidAction, SpanArg
 from pixelis_env.errors import ActionError, MediaError, PixelisError
 from pixelis_env.media import Media
 from pixelis_env.task import Task, TaskList, TaskSource
@@ -133,7 +134,7 @@ class PixelisEnv(gym.Env):
         self._candidates = [o.split(".")[0].strip() for o in task.options]
         view = self._overview()
         self.views.append(("question", view))
-        obs = {"image": view, "text": to_obs_text(self._intro())}
+        obs = {"image": view.copy(), "text": to_obs_text(self._intro())}
         info = self._info(skipped=skipped) if skipped else self._info()
         return obs, info
 
@@ -188,8 +189,9 @@ class PixelisEnv(gym.Env):
         truncated = not terminated and self._steps >= self.max_steps
         self._record(typed, text_action, result.text, reward, terms, result.data, None, started)
         self._done = terminated or truncated
-        obs = {"image": view, "text": to_obs_text(result.text)}
-        info = self._info(tool=typed.name, tool_result=result.data, reward_terms=terms)
+        obs = {"image": view.copy(), "text": to_obs_text(result.text)}
+        info = self._info(tool=typed.name, tool_result=result.data, reward_terms=terms,
+                          record=self._record_info())
         if terminated:
             info.update(score=terms["task"], answer=typed.text)
         return obs, reward, terminated, truncated, info
@@ -198,6 +200,8 @@ class PixelisEnv(gym.Env):
         """Turn any of the three surfaces (typed, text, structured sample) into an Action."""
         if isinstance(action, Action):
             return action
+        if isinstance(action, InvalidAction):
+            raise ActionError(action.message)
         if isinstance(action, str):
             return parse_action(action, self.actions.action_types)
         if isinstance(action, (tuple, list)) and len(action) == 2:
@@ -244,8 +248,9 @@ class PixelisEnv(gym.Env):
         self._record(action, text_action, text, reward, terms, {}, message, started)
         self._done = truncated
         self.views.append(("error", self.views[-1][1]))
-        obs = {"image": self.views[-1][1], "text": to_obs_text(text)}
-        info = self._info(tool=getattr(action, "name", None), tool_result={}, reward_terms=terms, error=message)
+        obs = {"image": self.views[-1][1].copy(), "text": to_obs_text(text)}
+        info = self._info(tool=getattr(action, "name", None), tool_result={}, reward_terms=terms, error=message,
+                          record=self._record_info())
         return obs, reward, False, truncated, info
 
     def _record(self, action: Action | None, text_action: str | None, text: str, reward: float,
@@ -256,6 +261,12 @@ class PixelisEnv(gym.Env):
             text_action=text_action, observation=to_obs_text(text, 1000), reward=reward,
             reward_terms=dict(terms), tool_result=data, error=error,
             seconds=round(time.perf_counter() - started, 6)))
+
+    def _record_info(self) -> dict[str, Any]:
+        """The last step record for ``info`` (timing left out: info must be deterministic)."""
+        record = dataclasses.asdict(self.records[-1])
+        record.pop("seconds")
+        return record
 
     def _info(self, **extra: Any) -> dict[str, Any]:
         task = self.task

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -235,13 +236,19 @@ class VideoFile(Media):
 def _read_image_file(path: Path) -> np.ndarray:
     from PIL import Image, ImageSequence
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            if image.width * image.height > MAX_PIXELS:
+                raise MediaError(f"{path}: image too large ({image.width}x{image.height} > {MAX_PIXELS} pixels)")
             frame = next(ImageSequence.Iterator(image))
             if frame.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return (np.asarray(frame, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8)
             return np.asarray(frame.convert("RGB"))
+    except MediaError:
+        raise
     except Image.DecompressionBombError as exc:
         raise MediaError(f"{path}: image too large ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:

@@ -18,9 +18,9 @@ from pixelis_env.errors import PixelisError, did_you_mean
 MRA_THRESHOLDS = np.linspace(0.5, 0.95, int((0.95 - 0.5) / 0.05 + 2))
 """VSI-Bench's thresholds: ``int()`` truncates 10.999... to 10, giving 0.50..0.95."""
 
-NUMBER_WORDS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen twenty".split())}
+_NUMBER_NAMES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                 "sixteen seventeen eighteen nineteen twenty")
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(_NUMBER_NAMES.split())}
 
 
 def vsi_first_token(prediction: str) -> str:

@@ -9,7 +9,8 @@ from pixelis_env.tools.base import ToolContext, ToolResult
 from pixelis_env.views import grid
 
 
-def frames_in_span(start: float, end: float, fps: float, num_frames: int, count: int = MAX_SELECTED_FRAMES) -> list[int]:
+def frames_in_span(start: float, end: float, fps: float, num_frames: int,
+                   count: int = MAX_SELECTED_FRAMES) -> list[int]:
     """Up to ``count`` distinct frame indices evenly spread over ``[start, end]`` seconds."""
     first = min(max(int(round(start * fps)), 0), num_frames - 1)
     last = min(max(int(round(end * fps)), first), num_frames - 1)

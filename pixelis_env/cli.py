@@ -1,0 +1,145 @@
+"""The ``pixelis`` command line: play and evaluate agents on Pixelis envs.
+
+Subcommands import what they need lazily, so ``pixelis --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+AGENTS = ("random", "oracle")
+
+
+def _env_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are parsed as JSON when they can be."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--env-arg expects key=value, got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _env_ids(spec: str) -> list[str]:
+    import pixelis_env
+
+    if spec == "all":
+        return [i for i in pixelis_env.ENV_IDS if i != "Pixelis-Image-v0"]
+    return [s.strip() for s in spec.split(",") if s.strip()]
+
+
+def _make_agent(name: str, env: Any, seed: int) -> Any:
+    from agents import OracleAgent, RandomAgent
+
+    if name == "random":
+        return RandomAgent(env, seed=seed)
+    if name == "oracle":
+        return OracleAgent(env)
+    raise SystemExit(f"unknown agent {name!r}; choose from {AGENTS}")
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A Markdown table; floats with 3 decimals."""
+    def cell(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from agents.rollout import rollout, summarize
+    from pixelis_env.trajectory import save_jsonl
+
+    out_dir = Path(args.out)
+    rows = []
+    for env_id in _env_ids(args.env):
+        for agent_name in args.agent:
+            env = gym.make(env_id, **_env_kwargs(args.env_arg))
+            agent = _make_agent(agent_name, env, args.seed)
+            started = time.perf_counter()
+            trajectories = rollout(env, agent, args.episodes, seed=args.seed, progress=not args.quiet)
+            seconds = time.perf_counter() - started
+            env.close()
+            path = save_jsonl(trajectories, out_dir / f"{env_id}_{agent_name}.jsonl")
+            rows.append({"env": env_id, "agent": agent_name, **summarize(trajectories),
+                         "seconds": round(seconds, 1), "file": str(path)})
+    columns = ["env", "agent", "episodes", "score", "toolchain", "invalid_rate", "answered", "seconds"]
+    table = markdown_table(rows, columns)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.md").write_text(table + "\n", encoding="utf-8")
+    (out_dir / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    print(table)
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    env = gym.make(args.env, render_mode="rgb_array", **_env_kwargs(args.env_arg))
+    agent = _make_agent(args.agent, env, args.seed)
+    obs, info = env.reset(seed=args.seed)
+    agent.reset(obs, info)
+    print(f"[{info['task_id']}] {obs['text']}")
+    done = False
+    while not done:
+        action = agent.act(obs, info)
+        obs, reward, terminated, truncated, info = env.step(action)
+        record = env.unwrapped.records[-1]
+        shown = record.text_action or json.dumps({"name": record.tool, "arguments": record.arguments})
+        print(f"step {record.step}: {shown}\n  -> {obs['text'][:300]}\n  reward {reward:+.3f}")
+        done = terminated or truncated
+    print(f"score {info.get('score', 0.0):.3f} (ground truth: {env.unwrapped.task.answer})")
+    if args.save_render:
+        import cv2
+
+        cv2.imwrite(args.save_render, env.render()[:, :, ::-1])
+        print(f"rendered episode saved to {args.save_render}")
+    env.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixelis", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("eval", help="run agents over env ids and print a score table")
+    ev.add_argument("--env", default="all", help="env id, comma-separated ids, or 'all'")
+    ev.add_argument("--agent", nargs="+", default=["oracle", "random"], choices=AGENTS)
+    ev.add_argument("--episodes", type=int, default=20)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", default="runs/eval", help="folder for JSONL trajectories and the summary")
+    ev.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="keyword argument for gym.make (JSON values), repeatable")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_eval)
+
+    pl = sub.add_parser("play", help="play one episode and print every step")
+    pl.add_argument("--env", default="Pixelis-VSI-v0")
+    pl.add_argument("--agent", default="oracle", choices=AGENTS)
+    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE")
+    pl.add_argument("--save-render", default="", help="write the episode's render to this PNG")
+    pl.set_defaults(func=cmd_play)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
