@@ -29,7 +29,8 @@ def rollout(env: gym.Env, agent: Agent, episodes: int = 1, seed: int | None = 0,
         task = base.task
         trajectory = Trajectory(task_id=task.task_id, suite=task.suite, question=task.question,
                                 ground_truth=task.answer, question_type=task.question_type,
-                                seed=None if seed is None else seed + episode, agent=type(agent).__name__)
+                                seed=None if seed is None else seed + episode, agent=type(agent).__name__,
+                                env_id=env.spec.id if env.spec is not None else "")
         done = False
         while not done:
             output = agent.act(obs, info)

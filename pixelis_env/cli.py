@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 AGENTS = ("random", "oracle")
+EVAL_COLUMNS = ["env", "agent", "episodes", "score", "toolchain", "invalid_rate", "answered", "seconds"]
 
 
 def _env_kwargs(pairs: Sequence[str]) -> dict[str, Any]:
@@ -60,28 +61,68 @@ def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
-    from agents.rollout import rollout, summarize
+    from agents.rollout import rollout
+    from pixelis_env import evaluation, plots
     from pixelis_env.trajectory import save_jsonl
 
     out_dir = Path(args.out)
-    rows = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env_kwargs = _env_kwargs(args.env_arg)
+    rows, scores, lengths = [], {}, {}
     for env_id in _env_ids(args.env):
         for agent_name in args.agent:
-            env = gym.make(env_id, **_env_kwargs(args.env_arg))
+            env = gym.make(env_id, **env_kwargs)
             agent = _make_agent(agent_name, env, args.seed)
             started = time.perf_counter()
             trajectories = rollout(env, agent, args.episodes, seed=args.seed, progress=not args.quiet)
             seconds = time.perf_counter() - started
             env.close()
-            path = save_jsonl(trajectories, out_dir / f"{env_id}_{agent_name}.jsonl")
-            rows.append({"env": env_id, "agent": agent_name, **summarize(trajectories),
-                         "seconds": round(seconds, 1), "file": str(path)})
-    columns = ["env", "agent", "episodes", "score", "toolchain", "invalid_rate", "answered", "seconds"]
-    table = markdown_table(rows, columns)
-    out_dir.mkdir(parents=True, exist_ok=True)
+            save_jsonl(trajectories, out_dir / f"{env_id}_{agent_name}.jsonl")
+            for suite, summary in evaluation.summarize(trajectories).items():
+                rows.append({"env": env_id, "agent": agent_name, **summary, "seconds": round(seconds, 1)})
+                scores.setdefault(agent_name, {})[suite] = summary["score"]
+            lengths.setdefault(agent_name, []).extend(evaluation.toolchain_lengths(trajectories))
+    table = markdown_table(rows, EVAL_COLUMNS)
+    breakdown = [{"suite": r["suite"], "agent": r["agent"], "question_type": q, "score": v}
+                 for r in rows for q, v in r["by_question_type"].items()]
+    table += "\n\nPer question type:\n\n" + markdown_table(breakdown, ["suite", "agent", "question_type", "score"])
+    if args.baseline_agent in scores:
+        base = scores[args.baseline_agent]
+        gains = [{"agent": a, "relative_gain": evaluation.relative_gain(s, base)} for a, s in scores.items()]
+        table += f"\n\nRelative gain over `{args.baseline_agent}` (mean over suites of (ours - base) / base):\n\n"
+        table += markdown_table(gains, ["agent", "relative_gain"])
     (out_dir / "summary.md").write_text(table + "\n", encoding="utf-8")
-    (out_dir / "summary.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    (out_dir / "summary.json").write_text(json.dumps({"env_kwargs": env_kwargs, "rows": rows}, indent=2),
+                                          encoding="utf-8")
+    plots.suite_bars(scores, out_dir / "suite_scores.png")
+    plots.length_histogram(lengths, out_dir / "toolchain_lengths.png")
     print(table)
+    print(f"\ntrajectories, summary and plots in {out_dir}/")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pixelis_env import evaluation
+
+    def scores(path: str) -> dict[str, float]:
+        rows = json.loads((Path(path) / "summary.json").read_text(encoding="utf-8"))["rows"]
+        return {r["suite"]: r["score"] for r in rows if r["agent"] == args.agent}
+
+    ours, base = scores(args.ours), scores(args.base)
+    rows = [{"suite": s, "base": base.get(s, float("nan")), "ours": ours[s]} for s in sorted(ours)]
+    print(markdown_table(rows, ["suite", "base", "ours"]))
+    print(f"\nrelative gain: {evaluation.relative_gain(ours, base):+.4f}")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from pixelis_env.trajectory import load_jsonl
+    from pixelis_env.viewer import write_html
+
+    trajectories = list(load_jsonl(args.run))[: args.limit]
+    out = args.out or str(Path(args.run).with_suffix(".html"))
+    write_html(trajectories, out, env_kwargs=_env_kwargs(args.env_arg), title=Path(args.run).name)
+    print(f"wrote {out} ({len(trajectories)} episodes)")
     return 0
 
 
@@ -123,8 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="runs/eval", help="folder for JSONL trajectories and the summary")
     ev.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="keyword argument for gym.make (JSON values), repeatable")
+    ev.add_argument("--baseline-agent", default="random", help="agent the relative gain is measured against")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_eval)
+
+    cp = sub.add_parser("compare", help="relative gain of one eval run folder over another")
+    cp.add_argument("ours")
+    cp.add_argument("base")
+    cp.add_argument("--agent", default="oracle", help="the agent whose rows are compared")
+    cp.set_defaults(func=cmd_compare)
+
+    vw = sub.add_parser("view", help="write an HTML page showing the episodes of a JSONL run")
+    vw.add_argument("run", help="a trajectories .jsonl file")
+    vw.add_argument("--out", default="", help="HTML path (default: next to the run)")
+    vw.add_argument("--limit", type=int, default=50, help="at most this many episodes")
+    vw.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="the gym.make kwargs the run used (to replay it)")
+    vw.set_defaults(func=cmd_view)
 
     pl = sub.add_parser("play", help="play one episode and print every step")
     pl.add_argument("--env", default="Pixelis-VSI-v0")

@@ -19,6 +19,11 @@ from pixelis_env.errors import PixelisError, did_you_mean
 
 SUITES: dict[str, str] = {
     "Pixelis-VSI-v0": "pixelis_env.suites.vsi",
+    "Pixelis-VStar-v0": "pixelis_env.suites.vstar",
+    "Pixelis-TextVQA-v0": "pixelis_env.suites.textvqa",
+    "Pixelis-Count-v0": "pixelis_env.suites.count",
+    "Pixelis-Track-v0": "pixelis_env.suites.track",
+    "Pixelis-Temporal-v0": "pixelis_env.suites.temporal",
     "Pixelis-Image-v0": "pixelis_env.suites.custom",
 }
 """Env id -> module with ``make_source(**kwargs) -> TaskSource`` (and ``MAX_STEPS``)."""

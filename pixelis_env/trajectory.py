@@ -51,6 +51,7 @@ class Trajectory:
     terminated: bool = False
     truncated: bool = False
     agent: str = ""
+    env_id: str = ""
 
     @property
     def total_reward(self) -> float:
