@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib's module
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
