@@ -1,0 +1,1 @@
+"""Training loops (SFT, Curiosity-Coherence RFT, Pixel TTRL) and examples; torch imported lazily by each."""
