@@ -8,11 +8,11 @@ episode goes on (truncated after ``max_errors`` errors or ``max_steps`` steps).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import string
 import time
 import unicodedata
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +37,8 @@ OBS_CHARSET = string.printable
 MAX_OBS_TEXT = 4096
 OVERVIEW_FRAMES = 4
 MAX_RESET_ATTEMPTS = 8
+RENDER_VIEWS = 6
+"""Views kept for render() (older ones are dropped so memory does not grow)."""
 
 
 def to_obs_text(text: str, limit: int = MAX_OBS_TEXT) -> str:
@@ -90,7 +92,7 @@ class PixelisEnv(gym.Env):
         self.media: Media | None = None
         self.ctx: ToolContext | None = None
         self.records: list[StepRecord] = []
-        self.views: list[tuple[str, np.ndarray]] = []
+        self.views: deque[tuple[str, np.ndarray]] = deque(maxlen=RENDER_VIEWS)
         self._steps = self._errors = 0
         self._done = True
         self._candidates: list[str] = []
@@ -128,7 +130,8 @@ class PixelisEnv(gym.Env):
                                  f"{MAX_RESET_ATTEMPTS} tries; last errors: {skipped[-3:]}")
         self.task, self.media = task, media
         self.ctx = ToolContext(media=media, view_size=self.view_size, task=task, config=self.tool_config)
-        self.records, self.views = [], []
+        self.records = []
+        self.views.clear()
         self._steps = self._errors = 0
         self._done = False
         self._candidates = [o.split(".")[0].strip() for o in task.options]
@@ -189,7 +192,7 @@ class PixelisEnv(gym.Env):
         truncated = not terminated and self._steps >= self.max_steps
         self._record(typed, text_action, result.text, reward, terms, result.data, None, started)
         self._done = terminated or truncated
-        obs = {"image": view.copy(), "text": to_obs_text(result.text)}
+        obs = {"image": view if result.image is not None else view.copy(), "text": to_obs_text(result.text)}
         info = self._info(tool=typed.name, tool_result=result.data, reward_terms=terms,
                           record=self._record_info())
         if terminated:
@@ -264,7 +267,7 @@ class PixelisEnv(gym.Env):
 
     def _record_info(self) -> dict[str, Any]:
         """The last step record for ``info`` (timing left out: info must be deterministic)."""
-        record = dataclasses.asdict(self.records[-1])
+        record = dict(vars(self.records[-1]))
         record.pop("seconds")
         return record
 

@@ -60,7 +60,7 @@ def test_cli_eval_writes_table_and_jsonl(tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "| env | agent |" in out and "oracle" in out
-    rows = json.loads((tmp_path / "summary.json").read_text())
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
     assert rows[0]["score"] == 1.0 and len(list(load_jsonl(tmp_path / "Pixelis-Image-v0_oracle.jsonl"))) == 3
 
 

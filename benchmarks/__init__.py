@@ -1,0 +1,1 @@
+"""pytest-benchmark suites: every target is a ratio measured within one run."""
