@@ -7,14 +7,18 @@ careful agent would make before answering (the suite's known-correct solution).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pixelis_env.actions import Action, Answer
+from pixelis_env.errors import DataError
 from pixelis_env.media import Media, load_media
 
 ANSWER_TYPES = ("choice", "number", "text", "span")
+GENERATED_TASK_CACHE = 64
+"""Generated tasks kept per source, so a reset on a recent task does not rebuild it."""
 
 
 @dataclass
@@ -41,7 +45,7 @@ class Task:
 
     def __post_init__(self) -> None:
         if self.answer_type not in ANSWER_TYPES:
-            raise ValueError(f"task {self.task_id}: answer_type must be one of {ANSWER_TYPES}, "
+            raise DataError(f"task {self.task_id}: answer_type must be one of {ANSWER_TYPES}, "
                              f"got {self.answer_type!r}")
 
     def load_media(self) -> Media:
@@ -71,7 +75,7 @@ def format_ground_truth(task: Task) -> str:
     if task.answer_type == "text" and isinstance(answer, (list, tuple)):
         return str(answer[0])
     if isinstance(answer, float):
-        return f"{answer:.4g}"
+        return f"{answer:.10g}"
     return str(answer)
 
 
@@ -99,7 +103,7 @@ class TaskList:
         if (tasks is None) == (make is None):
             raise ValueError("give either `tasks` or `make` (with `size`)")
         self._tasks = list(tasks) if tasks is not None else None
-        self._make = make
+        self._make = functools.lru_cache(maxsize=GENERATED_TASK_CACHE)(make) if make is not None else None
         self._size = len(self._tasks) if self._tasks is not None else int(size or 0)
         self.name, self.media_kinds = name, frozenset(media_kinds)
         self.max_frames, self.max_seconds = max(1, int(max_frames)), float(max_seconds)

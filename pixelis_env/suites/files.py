@@ -52,5 +52,6 @@ def require(row: dict[str, Any], key: str, types: type | tuple[type, ...], where
     if key not in row or row[key] is None:
         raise DataError(f"{where}: missing field `{key}`")
     if not isinstance(row[key], types):
-        raise DataError(f"{where}: field `{key}` should be {types}, got {type(row[key]).__name__}")
+        expected = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise DataError(f"{where}: field `{key}` should be {expected}, got {type(row[key]).__name__}")
     return row[key]
