@@ -7,6 +7,7 @@ refers to. See ``BENCHMARKS.md`` for the reference behaviour each one reproduces
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -146,8 +147,14 @@ def register_metric(name: str, scorer: Scorer) -> None:
     METRICS[name] = scorer
 
 
+SUITE_METRICS = {"letter": "pixelis_env.suites.vstar", "vqa": "pixelis_env.suites.textvqa"}
+"""Metrics registered by suite modules, imported on first use (e.g. scoring a saved run)."""
+
+
 def score(metric: str, prediction: str, ground_truth: Any) -> float:
     """Score ``prediction`` with the named metric."""
+    if metric not in METRICS and metric in SUITE_METRICS:
+        importlib.import_module(SUITE_METRICS[metric])
     if metric not in METRICS:
         raise PixelisError(f"unknown metric `{metric}`." + did_you_mean(metric, METRICS))
     return float(METRICS[metric](prediction, ground_truth))
