@@ -58,7 +58,8 @@ class PixelisEnv(gym.Env):
         max_steps: steps before truncation.
         max_errors: invalid actions before truncation.
         invalid_penalty: subtracted from the reward of an invalid action.
-        tool_config: backend options passed to tools (e.g. ``sam_checkpoint``).
+        tool_config: backend options passed to tools (e.g. ``sam_checkpoint``); ``require_ocr``
+            checks for the tesseract binary at construction instead of at the first OCR step.
         render_mode: ``"rgb_array"`` or ``None``.
     """
 
@@ -81,6 +82,10 @@ class PixelisEnv(gym.Env):
         self.tool_config = dict(tool_config or {})
         self.render_mode = render_mode
         self.tool_specs = self._select_tools(tools)
+        if self.tool_config.get("require_ocr"):
+            from pixelis_env.tools.tesseract_backend import check_tesseract
+
+            check_tesseract()
         limits = SpaceLimits(max_frames=tasks.max_frames, max_seconds=max(tasks.max_seconds, 1.0))
         self.actions = ActionSpace([s.action_type for s in self.tool_specs], limits)
         self.action_space = self.actions.space

@@ -37,15 +37,20 @@ def crop(frame: np.ndarray, box: BoxT) -> np.ndarray:
 
 def fit(image: np.ndarray, size: int) -> np.ndarray:
     """Resize to fit a ``size`` x ``size`` square, letterboxed, aspect kept."""
+    return fit_rect(image, size, size)
+
+
+def fit_rect(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize to fit a ``width`` x ``height`` box, letterboxed on black, aspect kept."""
     h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    scale = min(width / w, height / h)
+    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     resized = image if (nw, nh) == (w, h) else cv2.resize(image, (nw, nh), interpolation=interpolation)
-    if (nw, nh) == (size, size):
+    if (nw, nh) == (width, height):
         return np.ascontiguousarray(resized)
-    out = np.zeros((size, size, 3), np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - nh) // 2, (width - nw) // 2
     out[top:top + nh, left:left + nw] = resized
     return out
 
@@ -54,14 +59,14 @@ def grid(images: Sequence[np.ndarray], size: int, labels: Sequence[str] = ()) ->
     """Tile images into one ``size`` x ``size`` view (near-square grid), with optional labels."""
     cols = math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / cols)
-    cell = size // max(rows, cols)
+    cell_w, cell_h = size // cols, size // rows
     out = np.zeros((size, size, 3), np.uint8)
     for i, image in enumerate(images):
         r, c = divmod(i, cols)
-        tile = fit(image, cell)
+        tile = fit_rect(image, cell_w, cell_h)
         if i < len(labels):
             cv2.putText(tile, labels[i], (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 0), 1, cv2.LINE_AA)
-        out[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = tile
+        out[r * cell_h:(r + 1) * cell_h, c * cell_w:(c + 1) * cell_w] = tile
     return out
 
 
@@ -71,7 +76,8 @@ def draw_box(image: np.ndarray, box: Sequence[float], color: tuple[int, int, int
     out = image.copy()
     h, w = out.shape[:2]
     x0, y0, x1, y1 = (int(round(v * s)) for v, s in zip(box, (w, h, w, h)))
-    cv2.rectangle(out, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), color, 2)
+    thickness = max(2, round(min(h, w) / 200))
+    cv2.rectangle(out, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), color, thickness)
     if label:
         cv2.putText(out, label, (x0 + 2, max(y0 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, color, 1, cv2.LINE_AA)
     return out

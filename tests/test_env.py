@@ -266,3 +266,19 @@ def test_generic_env_from_arguments():
 
 def test_action_error_is_a_value_error():
     assert issubclass(ActionError, ValueError)
+
+
+def test_require_ocr_checks_tesseract_at_construction(monkeypatch):
+    import pytesseract
+
+    PixelisEnv(square_tasks(1), tool_config={"require_ocr": True})
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    with pytest.raises(pixelis_env.BackendUnavailableError, match="apt-get install"):
+        PixelisEnv(square_tasks(1), tool_config={"require_ocr": True})
+
+
+def test_grid_view_fills_six_frames():
+    from pixelis_env.views import grid
+
+    view = grid([np.full((48, 32, 3), 200, np.uint8)] * 6, 96)
+    assert view.mean() > 190, "3x2 cells of 32x48 px are filled edge to edge, no black band"

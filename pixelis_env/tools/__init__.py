@@ -6,8 +6,8 @@ function, registered with :func:`register_tool`; nothing in the package needs ed
 
 from __future__ import annotations
 
-from pixelis_env.actions import Answer, SelectFrames, Zoom
-from pixelis_env.tools import answer, select_frames, zoom
+from pixelis_env.actions import Answer, Localize, Properties, ReadText, Segment, SelectFrames, Track, Zoom
+from pixelis_env.tools import answer, localize, properties, read_text, segment, select_frames, track, zoom
 from pixelis_env.tools.base import (
     IMAGE,
     VIDEO,
@@ -26,6 +26,11 @@ __all__ = ["IMAGE", "VIDEO", "ToolContext", "ToolResult", "ToolSpec", "get_tool"
 for _action_type, _module, _kinds in (
     (Zoom, zoom, (IMAGE, VIDEO)),
     (SelectFrames, select_frames, (VIDEO,)),
+    (Segment, segment, (IMAGE, VIDEO)),
+    (Properties, properties, (IMAGE, VIDEO)),
+    (ReadText, read_text, (IMAGE, VIDEO)),
+    (Track, track, (VIDEO,)),
+    (Localize, localize, (VIDEO,)),
     (Answer, answer, (IMAGE, VIDEO)),
 ):
     register_tool(_action_type, _module.run, _kinds)
