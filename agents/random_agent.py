@@ -20,10 +20,14 @@ class RandomAgent:
     def __init__(self, env: gym.Env, p_answer: float = 0.3, seed: int | None = None) -> None:
         self.env = env
         self.p_answer = float(p_answer)
-        self.rng = np.random.default_rng(seed)
         self.space = env.unwrapped.action_space
-        self.space.seed(int(self.rng.integers(2**31)))
+        self.seed(seed)
         self.answer_index = env.unwrapped.actions.action_types.index(Answer)
+
+    def seed(self, seed: int | None) -> None:
+        """Restart the random stream (the rollout calls this with each episode's seed)."""
+        self.rng = np.random.default_rng(seed)
+        self.space.seed(int(self.rng.integers(2**31)))
 
     def reset(self, obs: dict[str, Any], info: dict[str, Any]) -> None:
         """Nothing to forget between episodes."""

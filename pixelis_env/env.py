@@ -8,6 +8,7 @@ episode goes on (truncated after ``max_errors`` errors or ``max_steps`` steps).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import string
 import time
@@ -270,11 +271,13 @@ class PixelisEnv(gym.Env):
             reward_terms=dict(terms), tool_result=data, error=error,
             seconds=round(time.perf_counter() - started, 6)))
 
-    def _record_info(self) -> dict[str, Any]:
-        """The last step record for ``info`` (timing left out: info must be deterministic)."""
-        record = dict(vars(self.records[-1]))
-        record.pop("seconds")
-        return record
+    def _record_info(self) -> StepRecord:
+        """The last step record for ``info``.
+
+        A dataclass, not a dict: vector envs pass it whole instead of merging its keys
+        across sub-envs. Timing is zeroed because info must be deterministic.
+        """
+        return dataclasses.replace(self.records[-1], seconds=0.0)
 
     def _info(self, **extra: Any) -> dict[str, Any]:
         task = self.task
@@ -283,6 +286,15 @@ class PixelisEnv(gym.Env):
                 "error": None, **extra}
 
     # --------------------------------------------------------------- helpers
+    def episode_header(self) -> dict[str, Any]:
+        """The current task as plain data (what a Trajectory records), for rollouts through vector envs."""
+        if self.task is None:
+            raise PixelisError("call reset() first")
+        task = self.task
+        return {"task_id": task.task_id, "suite": task.suite, "question": task.question,
+                "ground_truth": task.answer, "question_type": task.question_type,
+                "env_id": self.spec.id if self.spec is not None else ""}
+
     def oracle_actions(self) -> list[Action]:
         """The current task's oracle trace (tool calls, then the right answer)."""
         if self.task is None:

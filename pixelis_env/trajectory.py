@@ -32,6 +32,7 @@ class StepRecord:
     error: str | None = None
     seconds: float = 0.0
     logprobs: list[float] | None = None
+    token_ids: list[int] | None = None
     prompt_ref: str | None = None
 
 
