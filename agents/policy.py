@@ -158,3 +158,53 @@ def _argument_values(body: str) -> list[tuple[str, int, int]]:
     if arguments < 0:
         return []
     return [(m.group(1), m.start(2), m.end(2)) for m in _ARG.finditer(body, arguments)]
+
+
+def token_roles(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """:func:`char_roles` mapped to tokens given each token's ``(start, end)`` characters.
+
+    A token takes the highest role among its characters (ARGUMENT > OPERATION > OTHER),
+    so a token like ``"zoom"`` with its quotes counts as the operation.
+    """
+    roles = char_roles(text)
+    return [max(roles[start:end], default=OTHER) for start, end in offsets]
+
+
+def token_grounded(text: str, offsets: Sequence[tuple[int, int]]) -> list[tuple[str, int, list[float]]]:
+    """:func:`grounded_arguments` with the index of the token covering each opening ``[``."""
+    out = []
+    for kind, char_index, values in grounded_arguments(text):
+        token = next((i for i, (start, end) in enumerate(offsets) if start <= char_index < end), None)
+        if token is not None:
+            out.append((kind, token, values))
+    return out
+
+
+_VIDEO_INTRO = re.compile(r"\[video: (\d+) frames at ([\d.]+) fps \(([\d.]+) s\)")
+
+
+def episode_meta(env: Any = None, obs_text: str = "") -> dict[str, Any]:
+    """``Context.meta`` for a new episode: media ``duration`` (s), ``num_frames``, ``fps``.
+
+    Span arguments are regressed as fractions of the duration, so training loops and
+    agents must fill it the same way. Read from the env's media when an env is given,
+    else from the reset observation's video line (one decimal), else an image's 0 s.
+    """
+    media = getattr(getattr(env, "unwrapped", None), "media", None)
+    if media is not None:
+        return {"duration": float(media.duration), "num_frames": int(media.num_frames), "fps": float(media.fps)}
+    match = _VIDEO_INTRO.search(obs_text)
+    if match:
+        return {"duration": float(match.group(3)), "num_frames": int(match.group(1)), "fps": float(match.group(2))}
+    return {"duration": 0.0, "num_frames": 1, "fps": 0.0}
+
+
+def start_context(obs: dict[str, Any], info: dict[str, Any], env: Any = None) -> Context:
+    """The context of a new episode: its first observation and :func:`episode_meta` (+ ``task_id``).
+
+    Every agent and training loop starts contexts here, so ``meta`` means the same
+    thing wherever a policy is trained or run.
+    """
+    context = Context(meta={**episode_meta(env, str(obs["text"])), "task_id": info.get("task_id")})
+    context.observe(obs)
+    return context

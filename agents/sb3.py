@@ -33,8 +33,12 @@ def train(algorithm: type[BaseAlgorithm], env: gym.Env, total_timesteps: int, se
 
     ``kwargs`` go to the algorithm's constructor (``verbose`` defaults to 0).
     """
+    from stable_baselines3.common.logger import Logger
+
     kwargs.setdefault("verbose", 0)
     model = algorithm(policy, env, seed=seed, **kwargs)
+    if kwargs["verbose"] == 0 and kwargs.get("tensorboard_log") is None:
+        model.set_logger(Logger(folder=None, output_formats=[]))  # SB3 would otherwise make a temp folder per run
     return model.learn(total_timesteps=total_timesteps)
 
 
