@@ -29,6 +29,7 @@ from pixelis_env.media import Media
 from pixelis_env.task import Task, TaskList, TaskSource
 from pixelis_env.text_actions import format_action, parse_action
 from pixelis_env.tools import IMAGE, VIDEO, ToolContext, ToolResult, ToolSpec, get_tool, registered_tools
+from pixelis_env.tools.base import ResultData
 from pixelis_env.trajectory import StepRecord
 from pixelis_env.views import fit, grid
 
@@ -199,7 +200,7 @@ class PixelisEnv(gym.Env):
         self._record(typed, text_action, result.text, reward, terms, result.data, None, started)
         self._done = terminated or truncated
         obs = {"image": view if result.image is not None else view.copy(), "text": to_obs_text(result.text)}
-        info = self._info(tool=typed.name, tool_result=result.data, reward_terms=terms,
+        info = self._info(tool=typed.name, tool_result=ResultData(result.data), reward_terms=terms,
                           record=self._record_info())
         if terminated:
             info.update(score=terms["task"], answer=typed.text)
@@ -258,7 +259,8 @@ class PixelisEnv(gym.Env):
         self._done = truncated
         self.views.append(("error", self.views[-1][1]))
         obs = {"image": self.views[-1][1].copy(), "text": to_obs_text(text)}
-        info = self._info(tool=getattr(action, "name", None), tool_result={}, reward_terms=terms, error=message,
+        info = self._info(tool=getattr(action, "name", None), tool_result=ResultData({}), reward_terms=terms,
+                          error=message,
                           record=self._record_info())
         return obs, reward, False, truncated, info
 

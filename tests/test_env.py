@@ -282,3 +282,18 @@ def test_grid_view_fills_six_frames():
 
     view = grid([np.full((48, 32, 3), 200, np.uint8)] * 6, 96)
     assert view.mean() > 190, "3x2 cells of 32x48 px are filled edge to edge, no black band"
+
+
+def test_vector_env_with_different_tools_per_sub_env():
+    from gymnasium.vector import SyncVectorEnv
+
+    from pixelis_env import Segment
+
+    envs = SyncVectorEnv([lambda: PixelisEnv(square_tasks(3), view_size=64)] * 2, autoreset_mode="Disabled")
+    envs.reset(seed=0)
+    _, _, _, _, infos = envs.step((Zoom(box=(0, 0, 0.5, 0.5)), Segment(point=(0.5, 0.5))))
+    assert infos["tool"].tolist() == ["zoom", "segment"]
+    assert "mask_id" in infos["tool_result"][1] and "pixels" in infos["tool_result"][0]
+    _, _, _, _, infos = envs.step(("garbage", Zoom(box=(0, 0, 0.5, 0.5))))
+    assert infos["error"][0] and infos["error"][1] is None
+    envs.close()

@@ -7,7 +7,7 @@ grammar, the text parser, the action spaces and the env.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,30 @@ class ToolResult:
     image: np.ndarray | None = None
     data: dict[str, Any] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)
+
+
+class ResultData(Mapping[str, Any]):
+    """A read-only view of ``ToolResult.data`` for ``info["tool_result"]``.
+
+    Not a ``dict`` on purpose: Gymnasium vector envs merge dict infos key by key across
+    sub-envs, which breaks when sub-envs ran different tools; any other object is
+    batched whole. ``dict(view)`` gives a plain copy.
+    """
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"ResultData({self._data!r})"
 
 
 ToolFn = Callable[[Action, ToolContext], ToolResult]
