@@ -94,6 +94,8 @@ def parse_action(text: Any, action_types: Iterable[type[Action]] | None = None) 
     if answer is not None and (call is None or answer.start() < call.start()):
         if "answer" not in types:
             raise ActionError("answering is not allowed here")
+        if "<answer>" in answer.group(1) or "<tool_call>" in answer.group(1):
+            raise ActionError("the answer contains another `<answer>` or `<tool_call>` tag")
         return types["answer"].from_arguments({"text": answer.group(1)})
     payload = _load_call(call.group(1))
     name = payload["name"]

@@ -133,6 +133,7 @@ def test_parser_on_structured_garbage(name, arguments):
     ('<tool_call>{"name": "track", "arguments": {"box": [0, 0, 1, 1], "start_frame": 0, "end_frame": 3, '
      '"tracker": "csrtt"}}</tool_call>', "Did you mean `csrt`"),
     ("<answer>   </answer>", "empty"),
+    ("<answer><answer></answer>", "another `<answer>`"),
     ('<tool_call>[1, 2]</tool_call>', "must be a JSON object"),
     ('<tool_call>' + "[" * 50 + "]" * 50 + '</tool_call>', "nested deeper"),
     ("x" * 20_000, "limit is"),
