@@ -122,12 +122,12 @@ class PixelisEnv(gym.Env):
         skipped: list[str] = []
         if "task" in options or "task_index" in options:
             task = options["task"] if "task" in options else self.tasks[int(options["task_index"])]
-            media = task.load_media()
+            media, view = self._open(task)
         else:
             for _ in range(MAX_RESET_ATTEMPTS):
                 task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
                 try:
-                    media = task.load_media()
+                    media, view = self._open(task)
                     break
                 except MediaError as exc:
                     logger.warning("skipping task %s: %s", task.task_id, exc)
@@ -142,14 +142,23 @@ class PixelisEnv(gym.Env):
         self._steps = self._errors = 0
         self._done = False
         self._candidates = [o.split(".")[0].strip() for o in task.options]
-        view = self._overview()
         self.views.append(("question", view))
         obs = {"image": view.copy(), "text": to_obs_text(self._intro())}
-        info = self._info(skipped=skipped) if skipped else self._info()
+        about = {"width": media.width, "height": media.height, "num_frames": media.num_frames,
+                 "fps": float(media.fps), "duration": float(media.duration)}
+        info = self._info(media=about, skipped=skipped) if skipped else self._info(media=about)
         return obs, info
 
-    def _overview(self) -> np.ndarray:
-        media = self.media
+    def _open(self, task: Task) -> tuple[Media, np.ndarray]:
+        """The task's media and its first view; media whose view cannot be decoded is closed."""
+        media = task.load_media()
+        try:
+            return media, self._overview(media)
+        except MediaError:
+            media.close()
+            raise
+
+    def _overview(self, media: Media) -> np.ndarray:
         if not media.is_video:
             return fit(media.frame(0), self.view_size)
         indices = sorted({int(round(v)) for v in np.linspace(0, media.num_frames - 1, OVERVIEW_FRAMES)})
@@ -181,9 +190,10 @@ class PixelisEnv(gym.Env):
         except PixelisError as exc:
             return self._invalid(f"{type(exc).__name__}: {exc}", typed, text_action, started)
         except Exception as exc:  # a backend bug must not end a training run
-            logger.exception("tool %s failed", getattr(typed, "name", "?"))
-            return self._invalid(f"internal error in `{typed.name}`: {type(exc).__name__}: {exc}",
-                                 typed, text_action, started)
+            where = f"`{typed.name}`" if typed is not None else "reading the action"
+            logger.exception("internal error in %s", where)
+            return self._invalid(f"internal error in {where}: {type(exc).__name__}: {exc}", typed, text_action,
+                                 started)
 
         terms = {"task": 0.0}
         terminated = False
