@@ -152,6 +152,18 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAINERS = {"sft": "training.sft", "rft": "training.rft", "ttrl": "training.ttrl"}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Hand the remaining arguments to the phase's own config parser (``--help`` lists them)."""
+    import importlib
+
+    result = importlib.import_module(TRAINERS[args.phase]).cli(args.args)
+    print(json.dumps({k: v for k, v in result.items() if isinstance(v, (str, int, float, bool))}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelis", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     vw.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="the gym.make kwargs the run used (to replay it)")
     vw.set_defaults(func=cmd_view)
+
+    tr = sub.add_parser("train", help="train a policy: sft, rft or ttrl (see `pixelis train PHASE --help`)",
+                        add_help=False)
+    tr.add_argument("phase", choices=sorted(TRAINERS))
+    tr.add_argument("args", nargs=argparse.REMAINDER, help="the phase's own flags, e.g. --steps 200 --out runs/sft")
+    tr.set_defaults(func=cmd_train)
 
     pl = sub.add_parser("play", help="play one episode and print every step")
     pl.add_argument("--env", default="Pixelis-VSI-v0")

@@ -67,3 +67,19 @@ def test_cli_eval_writes_table_and_jsonl(tmp_path, capsys):
 def test_console_script_help():
     result = subprocess.run([sys.executable, "-m", "pixelis_env.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "eval" in result.stdout
+
+
+@pytest.mark.parametrize("phase", ["sft", "rft", "ttrl"])
+def test_cli_train_help_lists_the_phase_config(phase, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", phase, "--help"])
+    assert exit_info.value.code == 0
+    assert "--out" in capsys.readouterr().out
+
+
+def test_cli_train_sft_runs_and_checkpoints(tmp_path, capsys):
+    code = main(["train", "sft", "--env-ids", "Pixelis-Count-v0", "--steps", "2", "--train-tasks", "4",
+                 "--eval-tasks", "2", "--eval-episodes", "2", "--batch-size", "4", "--threads", "1",
+                 "--out", str(tmp_path), "--no-progress"])
+    assert code == 0 and '"checkpoint"' in capsys.readouterr().out
+    assert (tmp_path / "checkpoints" / "step-00000002").is_dir()
