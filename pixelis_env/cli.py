@@ -59,9 +59,6 @@ def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import gymnasium as gym
-
-    from agents.rollout import rollout
     from pixelis_env import evaluation, plots
     from pixelis_env.trajectory import save_jsonl
 
@@ -71,12 +68,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows, scores, lengths = [], {}, {}
     for env_id in _env_ids(args.env):
         for agent_name in args.agent:
-            env = gym.make(env_id, **env_kwargs)
-            agent = _make_agent(agent_name, env, args.seed)
             started = time.perf_counter()
-            trajectories = rollout(env, agent, args.episodes, seed=args.seed, progress=not args.quiet)
+            trajectories = _evaluate(env_id, agent_name, env_kwargs, args)
             seconds = time.perf_counter() - started
-            env.close()
             save_jsonl(trajectories, out_dir / f"{env_id}_{agent_name}.jsonl")
             for suite, summary in evaluation.summarize(trajectories).items():
                 rows.append({"env": env_id, "agent": agent_name, **summary, "seconds": round(seconds, 1)})
@@ -99,6 +93,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(table)
     print(f"\ntrajectories, summary and plots in {out_dir}/")
     return 0
+
+
+def _evaluate(env_id: str, agent_name: str, env_kwargs: dict[str, Any], args: argparse.Namespace) -> list[Any]:
+    """Roll one agent out on one env id, on ``--num-envs`` sub-envs of a vector env when > 1.
+
+    The random and oracle agents read their sub-env (action space, oracle trace), so the
+    vector env is a synchronous one; the trajectories equal a single-env run's.
+    """
+    import functools
+
+    import gymnasium as gym
+
+    from agents.rollout import make_vector_env, rollout
+
+    if args.num_envs <= 1:
+        env = gym.make(env_id, **env_kwargs)
+        agent: Any = _make_agent(agent_name, env, args.seed)
+    else:
+        env = make_vector_env([functools.partial(gym.make, env_id, **env_kwargs)] * args.num_envs)
+        agent = [_make_agent(agent_name, sub_env, args.seed) for sub_env in env.envs]
+    try:
+        return rollout(env, agent, args.episodes, seed=args.seed, progress=not args.quiet)
+    finally:
+        env.close()
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -173,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--agent", nargs="+", default=["oracle", "random"], choices=AGENTS)
     ev.add_argument("--episodes", type=int, default=20)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--num-envs", type=int, default=1, help="sub-envs of a vector env per (env, agent)")
     ev.add_argument("--out", default="runs/eval", help="folder for JSONL trajectories and the summary")
     ev.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="keyword argument for gym.make (JSON values), repeatable")

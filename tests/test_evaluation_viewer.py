@@ -99,3 +99,15 @@ def test_viewer_renders_in_headless_chromium(tmp_path):
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (700, 900)
     assert image.std() > 10, "the page rendered content, not a blank screen"
+
+
+def test_eval_cli_vectorised_equals_single_env(tmp_path):
+    args = ["eval", "--env", "Pixelis-Count-v0", "--episodes", "5", "--quiet", "--env-arg", "num_tasks=8"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert main([*args, "--out", str(tmp_path / "vec"), "--num-envs", "2"]) == 0
+    for agent in ("oracle", "random"):
+        one = (tmp_path / "one" / f"Pixelis-Count-v0_{agent}.jsonl").read_text().splitlines()
+        vec = (tmp_path / "vec" / f"Pixelis-Count-v0_{agent}.jsonl").read_text().splitlines()
+        strip = lambda lines: [  # noqa: E731
+            {**t, "steps": [{**s, "seconds": 0} for s in t["steps"]]} for t in map(json.loads, lines)]
+        assert strip(one) == strip(vec)
