@@ -2,8 +2,10 @@
 
 Works on :class:`~pixelis_env.trajectory.Trajectory` records only, so any run saved as
 JSONL can be summarised or compared later. A suite module may define
-``aggregate(trajectories) -> float`` when its benchmark's overall score is not the plain
-mean (VSI-Bench macro-averages over question types).
+``aggregate(pairs, missing_levels) -> {"overall": ...}`` over ``(question_type, score)``
+pairs when its benchmark's overall score is not the plain mean (VSI-Bench macro-averages
+over question types; summaries average only the direction levels present, since a small
+sample may not draw every level).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def suite_score(suite: str, trajectories: Sequence[Trajectory]) -> float:
     if module_name is not None:
         aggregate = getattr(importlib.import_module(module_name), "aggregate", None)
         if aggregate is not None:
-            return float(aggregate(trajectories))
+            pairs = [(t.question_type, t.score) for t in trajectories]
+            return float(aggregate(pairs, missing_levels="present")["overall"])
     return _mean(t.score for t in trajectories)
 
 

@@ -111,3 +111,11 @@ def test_eval_cli_vectorised_equals_single_env(tmp_path):
         strip = lambda lines: [  # noqa: E731
             {**t, "steps": [{**s, "seconds": 0} for s in t["steps"]]} for t in map(json.loads, lines)]
         assert strip(one) == strip(vec)
+
+
+def test_vsi_suite_score_is_the_macro_mean_over_question_types():
+    runs = [_trajectory("vsi", "object_counting", 1.0, ["answer"]),
+            _trajectory("vsi", "object_counting", 0.0, ["answer"]),
+            _trajectory("vsi", "room_size_estimation", 1.0, ["answer"]),
+            _trajectory("vsi", "object_rel_direction_easy", 1.0, ["answer"])]
+    assert evaluation.summarize(runs)["vsi"]["score"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)

@@ -33,9 +33,20 @@ def per_type_means(results: Iterable[tuple[str, float]]) -> dict[str, float]:
     return {t: sum(sums[t]) / len(sums[t]) for t in QUESTION_TYPES if t in sums}
 
 
-def aggregate(results: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """Per-entry means plus ``overall`` from ``(question_type, score)`` pairs (see module doc)."""
+def aggregate(results: Iterable[tuple[str, float]], missing_levels: str = "zero") -> dict[str, float]:
+    """Per-entry means plus ``overall`` from ``(question_type, score)`` pairs (see module doc).
+
+    ``missing_levels="present"`` averages only the direction levels that have results
+    (newer lmms-eval's ``vsibench_overall``; the entry is left out when none has), which
+    suits small samples where a level may simply not have been drawn.
+    """
+    if missing_levels not in ("zero", "present"):
+        raise DataError(f"missing_levels must be 'zero' or 'present', got {missing_levels!r}")
     means = per_type_means(results)
     entries = {t: v for t, v in means.items() if t not in DIRECTION_TYPES}
-    entries[DIRECTION_ENTRY] = sum(means.get(t, 0.0) for t in DIRECTION_TYPES) / len(DIRECTION_TYPES)
-    return {**entries, "overall": sum(entries.values()) / len(entries)}
+    present = [means[t] for t in DIRECTION_TYPES if t in means]
+    if missing_levels == "zero":
+        entries[DIRECTION_ENTRY] = sum(present) / len(DIRECTION_TYPES)
+    elif present:
+        entries[DIRECTION_ENTRY] = sum(present) / len(present)
+    return {**entries, "overall": sum(entries.values()) / len(entries) if entries else 0.0}
