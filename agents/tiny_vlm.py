@@ -141,3 +141,17 @@ def save_tiny_vlm(path: str | os.PathLike, seed: int = 0, **kwargs: Any) -> Path
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+def tiny_vlm_policy(max_prompt_tokens: int = 2048, **kwargs: Any) -> Any:
+    """A tiny VLM behind the training loops' :class:`~agents.policy.Policy` interface.
+
+    The factory the trainers name (``--policy agents.tiny_vlm:tiny_vlm_policy``); ``kwargs``
+    go to :func:`build_tiny_vlm`, so a checkpoint's spec rebuilds the same architecture.
+    """
+    from agents.vlm import VLMPolicy
+    from pixelis_env.tools import registered_tools
+
+    model, processor = build_tiny_vlm(**kwargs)
+    action_types = [spec.action_type for spec in registered_tools().values()]
+    return VLMPolicy(model.train(), processor, action_types, max_prompt_tokens=max_prompt_tokens)
