@@ -95,7 +95,7 @@ def test_unparseable_reply_gives_an_error_observation(policy: VLMPolicy) -> None
     obs, reward, terminated, truncated, info = env.step(generation.action)
     assert info["error"] and obs["text"].startswith("error:")
     assert reward == -env.invalid_penalty and not (terminated or truncated)
-    assert info["record"]["text_action"] == generation.text
+    assert info["record"].text_action == generation.text
 
 
 def test_taught_policy_acts_parseably_and_answers(taught: VLMPolicy) -> None:
