@@ -76,7 +76,15 @@ def _arg_space(kind: Arg, limits: SpaceLimits) -> spaces.Space:
     raise TypeError(f"no space for argument kind {type(kind).__name__}")
 
 
-def _arg_from_space(kind: Arg, value: Any, limits: SpaceLimits) -> Any:
+def _pick(options: Sequence[Any], value: Any, where: str) -> Any:
+    """``options[value]`` for an index inside the space (a negative index is not wrapped around)."""
+    index = int(value)
+    if not 0 <= index < len(options):
+        raise ActionError(f"{where}: index {index} is outside 0..{len(options) - 1}")
+    return options[index]
+
+
+def _arg_from_space(kind: Arg, value: Any, limits: SpaceLimits, where: str = "") -> Any:
     if isinstance(kind, BoxArg):
         x0, x1 = _sorted_pair(value[0], value[2], MIN_BOX_SIDE, 1.0, COORD_DECIMALS)
         y0, y1 = _sorted_pair(value[1], value[3], MIN_BOX_SIDE, 1.0, COORD_DECIMALS)
@@ -90,7 +98,7 @@ def _arg_from_space(kind: Arg, value: Any, limits: SpaceLimits) -> Any:
     if isinstance(kind, SpanArg):
         return _sorted_pair(value[0], value[1], 10 ** -SECONDS_DECIMALS, limits.max_seconds, SECONDS_DECIMALS)
     if isinstance(kind, ChoiceArg):
-        return kind.choices[int(value)]
+        return _pick(kind.choices, value, where)
     if isinstance(kind, AnswerTextArg):
         return str(value) or "0"
     raise TypeError(f"no space for argument kind {type(kind).__name__}")
@@ -165,18 +173,18 @@ class ActionSpace:
     def from_space(self, sample: Any) -> Action:
         """The :class:`Action` a ``OneOf`` sample encodes; raises :class:`ActionError` if malformed."""
         try:
-            index, values = int(sample[0]), sample[1]
-            action_type = self.action_types[index]
+            action_type, values = _pick(self.action_types, sample[0], "structured action"), sample[1]
             fields = action_type.arguments()
-            chosen = {group[int(values[self._switch(group)])] for group in action_type.one_of}
+            chosen = {_pick(group, values[self._switch(group)], f"{action_type.name}.{self._switch(group)}")
+                      for group in action_type.one_of}
             grouped = {n for group in action_type.one_of for n in group}
             kwargs = {}
             for key, f in fields.items():
                 if key in grouped and key not in chosen:
                     continue
-                kwargs[key] = _arg_from_space(f.metadata["arg"], values[key], self.limits)
+                kwargs[key] = _arg_from_space(f.metadata["arg"], values[key], self.limits, f"{action_type.name}.{key}")
         except ActionError:
             raise
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
             raise ActionError(f"malformed structured action ({type(exc).__name__}: {exc})") from None
         return action_type(**kwargs)

@@ -228,9 +228,13 @@ class Action:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+            value, where = getattr(self, f.name), f"{self.name}.{f.name}"
             if value is not None:
-                object.__setattr__(self, f.name, f.metadata["arg"].canonical(value, f"{self.name}.{f.name}"))
+                object.__setattr__(self, f.name, f.metadata["arg"].canonical(value, where))
+            elif f.default is dataclasses.MISSING:
+                raise ActionError(f"{where}: required, got null")
+            elif f.default is not None:
+                raise ActionError(f"{where}: got null; leave the argument out to use its default ({f.default!r})")
         for group in self.one_of:
             given = [n for n in group if getattr(self, n) is not None]
             if len(given) != 1:

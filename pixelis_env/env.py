@@ -159,10 +159,31 @@ class PixelisEnv(gym.Env):
             raise
 
     def _overview(self, media: Media) -> np.ndarray:
+        """The first view: the image, or frames spread over the video.
+
+        A frame that cannot be decoded (a truncated file, a frame count the container
+        overstates) shows as a black tile marked unreadable; media with no decodable
+        overview frame raises :class:`MediaError` (a random reset then skips the task).
+        """
         if not media.is_video:
             return fit(media.frame(0), self.view_size)
         indices = sorted({int(round(v)) for v in np.linspace(0, media.num_frames - 1, OVERVIEW_FRAMES)})
-        return grid([media.frame(i) for i in indices], self.view_size, [f"#{i}" for i in indices])
+        scale = min(1.0, self.view_size / max(media.width, media.height))
+        blank = np.zeros((max(1, round(media.height * scale)), max(1, round(media.width * scale)), 3), np.uint8)
+        frames, labels, failed = [], [], []
+        for i in indices:
+            try:
+                frames.append(media.frame(i))
+                labels.append(f"#{i}")
+            except MediaError as exc:
+                failed.append(str(exc))
+                frames.append(blank)
+                labels.append(f"#{i} unreadable")
+        if len(failed) == len(indices):
+            raise MediaError(f"{media.name}: no overview frame could be decoded ({failed[0]})")
+        if failed:
+            logger.warning("%s: overview frames unreadable: %s", media.name, "; ".join(failed))
+        return grid(frames, self.view_size, labels)
 
     def _intro(self) -> str:
         media = self.media

@@ -195,8 +195,8 @@ class VideoFile(Media):
         if self.fps <= 0 or not np.isfinite(self.fps):
             self.fps = 30.0
         self.num_frames = max(counted, 1)
+        self.close()  # probed: frames reopen it, so a VideoFile kept in a task list holds no file handle
         if self.height * self.width > MAX_PIXELS:
-            self.close()
             raise MediaError(f"{self.name}: {self.width}x{self.height} frames exceed {MAX_PIXELS} pixels")
 
     def _open(self) -> Any:
@@ -258,9 +258,16 @@ def _read_image_file(path: Path) -> np.ndarray:
 def _animated_frames(path: Path) -> list[np.ndarray] | None:
     from PIL import Image, ImageSequence
 
-    with Image.open(path) as image:
-        if getattr(image, "n_frames", 1) <= 1:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path)
+    with image:
+        count = getattr(image, "n_frames", 1)
+        if count <= 1:
             return None
+        if image.width * image.height * count > MAX_PIXELS:
+            raise MediaError(f"{path}: animation too large ({count} frames of {image.width}x{image.height} > "
+                             f"{MAX_PIXELS} pixels in all)")
         return [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(image)]
 
 
@@ -282,8 +289,14 @@ def load_media(source: Any, name: str | None = None, fps: float | None = None) -
         if suffix in VIDEO_SUFFIXES:
             return VideoFile(path)
         if suffix == ".gif":
+            from PIL import Image
+
             try:
                 frames = _animated_frames(path)
+            except MediaError:
+                raise
+            except Image.DecompressionBombError as exc:
+                raise MediaError(f"{path}: image too large ({exc})") from exc
             except (OSError, SyntaxError, ValueError) as exc:
                 raise MediaError(f"{path}: cannot read image ({exc})") from exc
             if frames:

@@ -19,7 +19,8 @@ from pixelis_env import PixelisEnv, PixelisError, format_action  # noqa: E402
 from pixelis_env.actions import BUILTIN_ACTIONS, Action  # noqa: E402
 from tests.conftest import square_tasks  # noqa: E402
 from tests.test_agents import one_torch_thread  # noqa: E402, F401  (fixture)
-from tests.test_rollout import make_env as make_vector_ready_env, untimed  # noqa: E402
+from tests.test_rollout import make_env as make_vector_ready_env  # noqa: E402
+from tests.test_rollout import untimed  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ZOOM = '<tool_call>{"name": "zoom", "arguments": {"box": [0.25, 0.25, 0.75, 0.75]}}</tool_call>'

@@ -427,11 +427,24 @@ def module_spec(factory: str, **kwargs: Any) -> dict[str, Any]:
     return {"factory": factory, "kwargs": kwargs}
 
 
+TRUSTED_FACTORY_PACKAGES = ("agents", "training", "pixelis_env")
+"""Packages whose callables a config or checkpoint may name; extend with PIXELIS_TRUSTED_FACTORIES
+(comma-separated top-level packages) for your own policy factories."""
+
+
 def import_object(path: str) -> Any:
-    """``"package.module:attr.sub"`` -> the object."""
+    """``"package.module:attr.sub"`` -> the object, only from trusted packages.
+
+    A checkpoint's config names its model factories; restricting them to known packages
+    keeps a tampered ``config.json`` from calling arbitrary code (``os:system``...).
+    """
     module_name, _, attribute = path.partition(":")
     if not attribute:
         raise ValueError(f"expected `package.module:callable`, got {path!r}")
+    extra = tuple(p for p in os.environ.get("PIXELIS_TRUSTED_FACTORIES", "").split(",") if p)
+    if module_name.split(".")[0] not in TRUSTED_FACTORY_PACKAGES + extra:
+        raise PixelisError(f"refusing factory {path!r}: only callables from {TRUSTED_FACTORY_PACKAGES + extra} "
+                           "may be named (set PIXELIS_TRUSTED_FACTORIES to add packages)")
     target: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
         target = getattr(target, part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -19,8 +20,14 @@ def safe_join(root: str | os.PathLike, relative: str, where: str = "") -> Path:
         raise DataError(f"{where}: expected a relative file path, got {relative!r:.60}")
     if os.path.isabs(relative) or relative.startswith("~"):
         raise DataError(f"{where}: absolute path {relative!r} is not allowed; paths are relative to {root}")
-    base = Path(root).resolve()
-    path = (base / relative).resolve()
+    if "\0" in relative:
+        raise DataError(f"{where}: path {relative!r:.60} contains a NUL character")
+    try:
+        base = Path(root).resolve()
+        path = (base / relative).resolve()
+        path.exists()  # before Python 3.13 this raises for a name the OS refuses (too long), as is_file() would
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise DataError(f"{where}: unusable path {relative!r:.60} ({exc})") from None
     if base != path and base not in path.parents:
         raise DataError(f"{where}: path {relative!r} escapes the data root {base}")
     return path
@@ -32,12 +39,18 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict[str, Any]]]:
     if not path.is_file():
         raise DataError(f"{path}: task file not found")
     with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
+        for number in itertools.count(1):
             where = f"{path}:{number}"
-            if not line.strip():
-                continue
+            try:
+                line = fh.readline(MAX_ROW_CHARS + 1)  # a row without end is not read whole into memory
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}: not UTF-8 text ({exc.reason}, at or after line {number})") from None
+            if not line:
+                return
             if len(line) > MAX_ROW_CHARS:
                 raise DataError(f"{where}: row longer than {MAX_ROW_CHARS} characters")
+            if not line.strip():
+                continue
             try:
                 row = json.loads(line)
             except (json.JSONDecodeError, RecursionError, ValueError) as exc:

@@ -196,6 +196,7 @@ def _grabcut(image: np.ndarray, rect: tuple[int, int, int, int], seed: tuple[int
     if seed is not None:
         cv2.circle(labels, (int((seed[0] - cx0) * sx), int((seed[1] - cy0) * sy)), 1, cv2.GC_FGD, -1)
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's RNG: same input, same mask
     cv2.grabCut(sub, labels, None, background, foreground, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     fg = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)
     out = np.zeros((h, w), bool)

@@ -79,21 +79,24 @@ def _from_question_row(row: dict[str, Any], root: Path, where: str, index: int) 
         raise DataError(f"{where}: label {label!r} is not one of the options {list(letters)}")
     question_id = row.get("question_id", index)
     category = str(row.get("category") or path.parent.name)
-    annotation = _annotation(path.with_suffix(".json"), where) if path.with_suffix(".json").is_file() else {}
+    json_path = safe_join(root, Path(image).with_suffix(".json").as_posix(), where)
+    annotation = _annotation(json_path, where) if json_path.is_file() else {}
     return _task(f"vstar_bench-{question_id}", path, question, lettered(options), label, category, annotation,
                  {"question_id": question_id, "image": image}, where)
 
 
 def _from_annotation(path: Path, root: Path, seed: int) -> Task:
     where = str(path.with_suffix(".json"))
-    if not path.with_suffix(".json").is_file():
+    relative = path.relative_to(root).as_posix()
+    safe_join(root, relative, where)  # an image linked from outside the data root is refused
+    json_path = safe_join(root, Path(relative).with_suffix(".json").as_posix(), where)
+    if not json_path.is_file():
         raise DataError(f"{where}: annotation file for {path.name} not found")
-    annotation = _annotation(path.with_suffix(".json"), where)
+    annotation = _annotation(json_path, where)
     question = require(annotation, "question", str, where)
     choices = require(annotation, "options", list, where)
     if len(choices) < 2 or not all(isinstance(c, str) for c in choices):
         raise DataError(f"{where}: `options` should be at least two strings (options[0] is the answer)")
-    relative = path.relative_to(root).as_posix()
     rng = np.random.default_rng([seed, zlib.crc32(relative.encode())])
     options, label = shuffled_choice(choices[0], choices[1:], rng)
     return _task(f"vstar_bench-{path.parent.name}-{path.stem}", path, question, options, label, path.parent.name,
