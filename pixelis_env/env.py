@@ -206,6 +206,8 @@ class PixelisEnv(gym.Env):
             typed = self.to_action(action)
             spec = self._check_context(typed)
             result = self._run(spec, typed)
+            task_score = (metrics.score(self.task.metric, typed.text, self.task.answer)
+                          if isinstance(typed, Answer) else 0.0)
         except ActionError as exc:
             return self._invalid(str(exc), typed, text_action, started)
         except PixelisError as exc:
@@ -216,11 +218,8 @@ class PixelisEnv(gym.Env):
             return self._invalid(f"internal error in {where}: {type(exc).__name__}: {exc}", typed, text_action,
                                  started)
 
-        terms = {"task": 0.0}
-        terminated = False
-        if isinstance(typed, Answer):
-            terms["task"] = metrics.score(self.task.metric, typed.text, self.task.answer)
-            terminated = True
+        terms = {"task": task_score}
+        terminated = isinstance(typed, Answer)
         for candidate in result.candidates:
             if candidate not in self._candidates:
                 self._candidates.append(candidate)

@@ -297,3 +297,18 @@ def test_vector_env_with_different_tools_per_sub_env():
     _, _, _, _, infos = envs.step(("garbage", Zoom(box=(0, 0, 0.5, 0.5))))
     assert infos["error"][0] and infos["error"][1] is None
     envs.close()
+
+
+def test_a_scorer_that_raises_is_an_error_step_not_a_crash():
+    from pixelis_env.metrics import METRICS, register_metric
+
+    register_metric("broken-test-metric", lambda prediction, truth: 1 / 0)
+    try:
+        task = Task(task_id="b", question="?", answer="x", answer_type="text", media=square_image(0)[0],
+                    metric="broken-test-metric")
+        env = PixelisEnv([task])
+        env.reset(seed=0)
+        obs, reward, terminated, truncated, info = env.step(Answer(text="x"))
+        assert "ZeroDivisionError" in info["error"] and not terminated and reward < 0
+    finally:
+        METRICS.pop("broken-test-metric")
