@@ -171,6 +171,22 @@ class VLMPolicy(torch.nn.Module):
             yield
 
 
+def pretrained_policy(path: str, max_prompt_tokens: int = 8192, dtype: str = "auto",
+                      device_map: str | None = None) -> VLMPolicy:
+    """A local checkpoint directory as a trainable policy over every registered tool.
+
+    The factory the trainers name for real runs (``--policy agents.vlm:pretrained_policy
+    --policy-kwargs '{"path": "/models/Qwen2.5-VL-7B-Instruct", "dtype": "bfloat16"}'``);
+    a checkpoint's spec rebuilds it from the same directory before loading the trained weights.
+    """
+    from pixelis_env.tools import registered_tools
+
+    torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+    policy = VLMPolicy.from_pretrained(path, [spec.action_type for spec in registered_tools().values()],
+                                       max_prompt_tokens=max_prompt_tokens, dtype=torch_dtype, device_map=device_map)
+    return policy.train()
+
+
 def _gather(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return logits.float().log_softmax(-1).gather(-1, ids[:, None].to(logits.device))[:, 0]
 

@@ -182,6 +182,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Hand the remaining arguments to :mod:`training.reproduce` (``--help`` lists them)."""
+    from training.reproduce import cli
+
+    return cli(args.args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelis", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("args", nargs=argparse.REMAINDER, help="the phase's own flags, e.g. --steps 200 --out runs/sft")
     tr.set_defaults(func=cmd_train)
 
+    rp = sub.add_parser("reproduce", add_help=False,
+                        help="miniature reproduction of the paper's comparison (see `pixelis reproduce --help`)")
+    rp.add_argument("args", nargs=argparse.REMAINDER, help="e.g. --form quick --seeds 3 --out runs/reproduce")
+    rp.set_defaults(func=cmd_reproduce)
+
     pl = sub.add_parser("play", help="play one episode and print every step")
     pl.add_argument("--env", default="Pixelis-VSI-v0")
     pl.add_argument("--agent", default="oracle", choices=AGENTS)
@@ -230,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["reproduce"]:  # its flags (``--help`` included) belong to its own parser
+        return cmd_reproduce(argparse.Namespace(args=argv[1:]))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

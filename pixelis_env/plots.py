@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the headless Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +21,7 @@ def _pyplot() -> Any:
 def suite_bars(scores: Mapping[str, Mapping[str, float]], path: str | os.PathLike,
                title: str = "score per suite") -> Path:
     """Grouped bars: ``scores[run][suite]``, one colour per run."""
-    plt = _pyplot()
+    plt = pyplot()
     runs = list(scores)
     suites = sorted({s for run in scores.values() for s in run})
     width = 0.8 / max(len(runs), 1)
@@ -42,7 +43,7 @@ def suite_bars(scores: Mapping[str, Mapping[str, float]], path: str | os.PathLik
 
 def length_histogram(lengths: Mapping[str, Sequence[int]], path: str | os.PathLike) -> Path:
     """Histogram of toolchain lengths per run."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     top = max((max(v) for v in lengths.values() if v), default=1)
     bins = [b - 0.5 for b in range(top + 2)]

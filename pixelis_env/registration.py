@@ -27,14 +27,17 @@ SUITES: dict[str, str] = {
     "Pixelis-Image-v0": "pixelis_env.suites.custom",
 }
 """Env id -> module with ``make_source(**kwargs) -> TaskSource`` (and ``MAX_STEPS``)."""
+MIXTURES: dict[str, str] = {"Pixelis-Mix-v0": "pixelis_env.suites.mixture"}
+"""Ids registered like the suites but not counted among them (they combine suites)."""
 
 ENV_ARGS = set(inspect.signature(PixelisEnv.__init__).parameters) - {"self", "tasks"}
 
 
 def suite_module(env_id: str) -> Any:
-    if env_id not in SUITES:
-        raise PixelisError(f"unknown Pixelis env `{env_id}`." + did_you_mean(env_id, SUITES))
-    return importlib.import_module(SUITES[env_id])
+    modules = {**SUITES, **MIXTURES}
+    if env_id not in modules:
+        raise PixelisError(f"unknown Pixelis env `{env_id}`." + did_you_mean(env_id, modules))
+    return importlib.import_module(modules[env_id])
 
 
 def make_env(env_id: str, reward_wrappers: Sequence[Any] | str | None = None, **kwargs: Any) -> gym.Env:
@@ -56,7 +59,7 @@ def make_env(env_id: str, reward_wrappers: Sequence[Any] | str | None = None, **
 
 def register_envs() -> None:
     """Register every id with Gymnasium (idempotent)."""
-    for env_id in SUITES:
+    for env_id in (*SUITES, *MIXTURES):
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="pixelis_env.registration:make_env",
                          kwargs={"env_id": env_id}, disable_env_checker=False, order_enforce=True)

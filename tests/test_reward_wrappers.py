@@ -224,6 +224,17 @@ def test_curiosity_is_deterministic_under_a_seed():
     assert not np.array_equal(weights(a), weights(c))
 
 
+def test_curiosity_learns_when_the_env_is_stepped_under_no_grad():
+    """RL loops sample under ``torch.no_grad()``; the forward model must still learn (found by a real RFT run)."""
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        under_no_grad = learned_curiosity(seed=5, episodes=3)
+    plain = learned_curiosity(seed=5, episodes=3)
+    for a, b in zip(under_no_grad.model.parameters(), plain.model.parameters()):
+        assert torch.equal(a, b)
+    assert under_no_grad.buffer_len == 9
+
+
 def test_curiosity_learns_only_from_finished_episodes():
     env = CuriosityReward(square_env(), coef=1.0, seed=0)
     play(env, boxes(3))  # abandoned by the next reset

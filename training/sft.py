@@ -83,6 +83,8 @@ class SFTConfig:
     """Saved trajectory JSONL files to imitate as well (replayed in the env named by each record)."""
     min_trajectory_score: float = 0.0
     """Saved trajectories scoring below this are not imitated."""
+    direct_answer: bool = False
+    """Imitate only each episode's answer, written from the reset observation: the no-tool baseline."""
     policy: str = "compact"
     """``compact`` or ``package.module:factory`` returning a Policy (``nn.Module``) from ``policy_kwargs``."""
     policy_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -250,6 +252,16 @@ def oracle_demonstrations(env: gym.Env, env_id: str, indices: Sequence[int], see
             context.observe(obs)
             done = terminated or truncated
     return demos
+
+
+def answer_only(demos: Sequence[Demo]) -> list[Demo]:
+    """The answers among ``demos``, each moved to its episode's first context (question and first view).
+
+    The same targets as tool use, with none of the evidence the tools gathered: the
+    policy must answer from what it sees at reset.
+    """
+    return [Demo(Context(demo.context.turns[:1], [], dict(demo.context.meta)), demo.text, demo.env_id)
+            for demo in demos if operation(demo.text) == "answer"]
 
 
 def trajectory_demonstrations(path: str, envs: Envs, min_score: float) -> list[Demo]:
@@ -472,14 +484,20 @@ def collect(cfg: SFTConfig, envs: Envs) -> tuple[list[Demo], dict[str, list[Demo
         train += trajectory_demonstrations(path, envs, cfg.min_trajectory_score)
     if not train:
         raise DataError("no training demonstrations were collected")
+    if cfg.direct_answer:
+        return answer_only(train), {env_id: answer_only(demos) for env_id, demos in held_out.items()}
     return train, held_out
 
 
-def main(cfg: SFTConfig, on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+def main(cfg: SFTConfig, on_step: Callable[[int, dict[str, float]], None] | None = None,
+         demonstrations: Callable[[SFTConfig, Envs], tuple[list[Demo], dict[str, list[Demo]]]] = collect
+         ) -> dict[str, Any]:
     """Train; return the last evaluation's metrics with ``step`` and ``checkpoint``.
 
     ``on_step(step, metrics)`` is called after every optimiser step (``step`` counts
     finished steps), e.g. for custom logging or early stopping by raising.
+    ``demonstrations`` replaces :func:`collect`, e.g. to share one collection between
+    the runs of a sweep.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -503,7 +521,7 @@ def main(cfg: SFTConfig, on_step: Callable[[int, dict[str, float]], None] | None
         logger.info("resuming from %s (step %d)", checkpoint.path, start)
     envs = Envs(cfg)
     try:
-        train, held_out = collect(cfg, envs)
+        train, held_out = demonstrations(cfg, envs)
         log = MetricsLogger(cfg.out, resume_step=start if checkpoint is not None else None)
         if checkpoint is None:
             log.log(0, {"demonstrations": len(train), "parameters": sum(p.numel() for p in parameters)}, "setup")

@@ -339,16 +339,19 @@ class CuriosityReward(RewardTerm, gym.utils.RecordConstructorArgs):
         self.buffer_len = min(self.buffer_len + 1, self.buffer_size)
 
     def _sgd_step(self) -> None:
+        """One update of the forward model, with gradients on even when the caller steps the env
+        under ``torch.no_grad()`` (as RL loops do while sampling)."""
         torch = self.torch
         index = torch.randint(self.buffer_len, (self.batch_size,), generator=self.generator)
         batch = {k: v[index] for k, v in self.buffer.items()}
-        errors, encoded, encoded_next = self._losses(batch["phi"], batch["action"], batch["next_phi"])
-        loss = errors.mean()
-        if "inverse" in self.model:
-            logits = self.model["inverse"](torch.cat([encoded, encoded_next], dim=1))
-            loss = loss + self.inverse_coef * torch.nn.functional.cross_entropy(logits, batch["tool"])
-        self.optimizer.zero_grad()
-        loss.backward()
+        with torch.enable_grad():
+            errors, encoded, encoded_next = self._losses(batch["phi"], batch["action"], batch["next_phi"])
+            loss = errors.mean()
+            if "inverse" in self.model:
+                logits = self.model["inverse"](torch.cat([encoded, encoded_next], dim=1))
+                loss = loss + self.inverse_coef * torch.nn.functional.cross_entropy(logits, batch["tool"])
+            self.optimizer.zero_grad()
+            loss.backward()
         self.optimizer.step()
 
     # ------------------------------------------------------------ state
