@@ -181,6 +181,8 @@ def pretrained_policy(path: str, max_prompt_tokens: int = 8192, dtype: str = "au
     """
     from pixelis_env.tools import registered_tools
 
+    if not os.path.isdir(path):
+        raise PixelisError(f"{path!r} is not a local checkpoint directory (nothing is downloaded from a hub)")
     torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
     policy = VLMPolicy.from_pretrained(path, [spec.action_type for spec in registered_tools().values()],
                                        max_prompt_tokens=max_prompt_tokens, dtype=torch_dtype, device_map=device_map)

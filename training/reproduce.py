@@ -71,7 +71,7 @@ class Scale:
 QUICK_SUITES = {"Pixelis-Track-v0": {"difficulty": 0}, "Pixelis-Temporal-v0": {"difficulty": 0}}
 """The quick form's cheaper videos: fewer frames to track and scan (the full form uses the defaults)."""
 FORMS: dict[str, Scale] = {
-    "quick": Scale(train_tasks=24, test_tasks=10, sft_steps=240, sft_batch_size=16, rft_iterations=6,
+    "quick": Scale(train_tasks=32, test_tasks=12, sft_steps=500, sft_batch_size=16, rft_iterations=8,
                    rft_tasks_per_iteration=6, rft_group_size=4, ttrl_samples=4,
                    model={"d_model": 96, "ffn": 256, "decoder_layers": 2}, suite_kwargs=QUICK_SUITES),
     "full": Scale(train_tasks=256, test_tasks=64, sft_steps=3000, sft_batch_size=32, rft_iterations=150,
@@ -143,6 +143,9 @@ class ReproduceConfig:
             raise ValueError(f"form must be one of {sorted(FORMS)}, got {self.form!r}")
         if self.seeds < 1 or self.workers < 1:
             raise ValueError("seeds and workers must be >= 1")
+        if self.model is not None and not Path(self.model).is_dir():
+            raise ValueError(f"--model {self.model!r} is not a directory: give a local checkpoint folder "
+                             "(config.json, weights, processor files); nothing is downloaded")
         for name in ("train_tasks", "test_tasks", "sft_steps", "rft_iterations"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -390,9 +393,10 @@ def schedule(jobs: Sequence[Job], workers: int, announce: Callable[[str, dict[st
         announce(job.key, outcome)
 
     def skip_blocked() -> None:
-        for job in [j for j in pending if blocked(j)]:
-            pending.remove(job)
-            settle(job, {"status": "skipped", "error": f"its parent {job.parent_folder} did not finish"})
+        while any(blocked(j) for j in pending):  # until no grandchild of a failed job is left
+            for job in [j for j in pending if blocked(j)]:
+                pending.remove(job)
+                settle(job, {"status": "skipped", "error": f"its parent {job.parent_folder} did not finish"})
 
     if workers == 1:
         while pending:
@@ -428,6 +432,7 @@ def _outcome(job: Job) -> dict[str, Any]:
         Path(job.folder).mkdir(parents=True, exist_ok=True)
         (Path(job.folder) / "error.txt").write_text(traceback.format_exc())
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
+    (Path(job.folder) / "error.txt").unlink(missing_ok=True)  # from an earlier, failed attempt
     return {"status": "done", "seconds": summary.get("train_seconds", 0.0) + summary.get("eval_seconds", 0.0)}
 
 

@@ -28,8 +28,10 @@ SUITES = {
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
+    """Mean and sample standard deviation (0 for a single value; NaN for none)."""
     array = np.asarray(values, dtype=float)
+    if not len(array):
+        return float("nan"), float("nan")
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
 
 
@@ -230,7 +232,7 @@ def training_curves(out: Path, arms: Sequence[Any], path: Path) -> Path:
         ax.plot([r["step"] for r in records], values, label=arm.name, linestyle="--" if arm.ablation else "-")
         ax.set_title(title + " (seed 0)", fontsize=9)
     for ax in axes:
-        ax.legend(fontsize=6)
+        _legend(ax)
     return _save(fig, path)
 
 
@@ -252,7 +254,7 @@ def ttrl_kl(out: Path, arms: Sequence[Any], path: Path) -> Path:
         ax.axhspan(*band, color="green", alpha=0.1, label="KL corridor")
     ax.set_xlabel("test task (stream order)")
     ax.set_ylabel("KL to EMA teacher")
-    ax.legend(fontsize=6)
+    _legend(ax)
     return _save(fig, path)
 
 
@@ -264,6 +266,11 @@ def _corridor(folder: Path) -> tuple[float, float] | None:
         return None
     ttrl = checkpoint.config.get("ttrl", {})
     return float(ttrl.get("kl_low", 0.0)), float(ttrl.get("kl_high", 0.0))
+
+
+def _legend(ax: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
 
 
 def _save(fig: Any, path: Path) -> Path:
