@@ -155,7 +155,10 @@ def test_ablation_arms_switch_off_exactly_their_part(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [({"form": "huge"}, "form"), ({"seeds": 0}, "seeds"),
                                              ({"test_tasks": 0}, "test_tasks"),
-                                             ({"model": "/no/such/dir"}, "nothing is downloaded")])
+                                             ({"model": "/no/such/dir"}, "nothing is downloaded"),
+                                             ({"device": "cuda"}, "compact policy trains on CPU"),
+                                             ({"suites": ["Pixelis-Image-v0"]}, "suites"),
+                                             ({"suites": []}, "suites")])
 def test_bad_options_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ReproduceConfig(**kwargs)
@@ -226,3 +229,13 @@ def test_tiny_reproduction_with_a_local_vlm_checkpoint(tmp_path, tiny_form):
     spec = json.loads((checkpoint / "config.json").read_text())["modules"]["policy"]
     assert spec["factory"] == "agents.vlm:pretrained_policy" and spec["kwargs"]["path"] == str(model)
     assert Path(tmp_path / "run" / "results.md").exists()
+
+
+def test_a_subset_of_suites_is_trained_and_evaluated_alone(tmp_path):
+    suites = ("Pixelis-VStar-v0", "Pixelis-Track-v0")
+    jobs = {j.key: j for j in plan(ReproduceConfig(out=str(tmp_path), seeds=1, suites=suites))}
+    sft = reproduce.phase_config(jobs["seed-0/sft"])
+    assert sft.env_kwargs["env_ids"] == list(suites) and sft.train_tasks == 2 * FORMS["quick"].train_tasks
+    assert sft.env_kwargs["suite_kwargs"] == {"Pixelis-Track-v0": {"difficulty": 0}}
+    test = reproduce.env_kwargs(jobs["seed-0/ttrl"], "test")
+    assert test["split"] == "test" and test["num_tasks"] == FORMS["quick"].test_tasks

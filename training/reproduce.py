@@ -121,6 +121,8 @@ class ReproduceConfig:
     """Also run the ablation arms."""
     workers: int = 2
     """Processes running jobs in parallel (1 runs them in this process)."""
+    suites: tuple[str, ...] = BENCHMARK_IDS
+    """Env ids of the suites to train and evaluate on (default: all six)."""
     model: str | None = None
     """A local Hugging Face VLM checkpoint directory to train instead of the compact policy."""
     device: str = "cpu"
@@ -143,6 +145,12 @@ class ReproduceConfig:
             raise ValueError(f"form must be one of {sorted(FORMS)}, got {self.form!r}")
         if self.seeds < 1 or self.workers < 1:
             raise ValueError("seeds and workers must be >= 1")
+        self.suites = tuple(self.suites)
+        if not self.suites or len(set(self.suites)) != len(self.suites) or set(self.suites) - set(BENCHMARK_IDS):
+            raise ValueError(f"suites must be distinct ids among {list(BENCHMARK_IDS)}, got {list(self.suites)}")
+        if self.model is None and self.device != "cpu":
+            raise ValueError("the compact policy trains on CPU (its tools are CPU-bound too); --device applies to "
+                             "--model, or give the full form more --workers")
         if self.model is not None and not Path(self.model).is_dir():
             raise ValueError(f"--model {self.model!r} is not a directory: give a local checkpoint folder "
                              "(config.json, weights, processor files); nothing is downloaded")
@@ -170,6 +178,7 @@ class Job:
     folder: str
     parent_folder: str | None
     scale: Scale
+    suites: tuple[str, ...]
     model: str | None
     device: str
     dtype: str
@@ -185,15 +194,17 @@ def plan(cfg: ReproduceConfig) -> list[Job]:
     for seed in range(cfg.seeds):
         for arm in sorted(cfg.arms(), key=lambda a: ("sft", "rft", "ttrl").index(a.phase)):
             parent = str(out / f"seed-{seed}" / arm.parent) if arm.parent else None
-            jobs.append(Job(seed, arm.name, str(out / f"seed-{seed}" / arm.name), parent, scale, cfg.model,
-                            cfg.device, cfg.dtype))
+            jobs.append(Job(seed, arm.name, str(out / f"seed-{seed}" / arm.name), parent, scale, cfg.suites,
+                            cfg.model, cfg.device, cfg.dtype))
     return jobs
 
 
-def env_kwargs(scale: Scale, split: str) -> dict[str, Any]:
+def env_kwargs(job: Job, split: str) -> dict[str, Any]:
     """The mixture's kwargs for one split."""
-    return {"split": split, "num_tasks": scale.train_tasks if split == "train" else scale.test_tasks,
-            "suite_kwargs": scale.suite_kwargs}
+    scale = job.scale
+    return {"env_ids": list(job.suites), "split": split,
+            "num_tasks": scale.train_tasks if split == "train" else scale.test_tasks,
+            "suite_kwargs": {k: v for k, v in scale.suite_kwargs.items() if k in job.suites}}
 
 
 def policy_source(job: Job) -> tuple[str, dict[str, Any]]:
@@ -214,9 +225,9 @@ def phase_config(job: Job) -> Any:
     if arm.phase == "sft":
         from training.sft import SFTConfig
 
-        return SFTConfig(env_ids=(MIX_ID,), env_kwargs=env_kwargs(scale, "train"),
-                         train_tasks=scale.train_tasks * len(BENCHMARK_IDS), eval_tasks=0,
-                         eval_env_kwargs=env_kwargs(scale, "test"), eval_episodes=0, steps=scale.sft_steps,
+        return SFTConfig(env_ids=(MIX_ID,), env_kwargs=env_kwargs(job, "train"),
+                         train_tasks=scale.train_tasks * len(job.suites), eval_tasks=0,
+                         eval_env_kwargs=env_kwargs(job, "test"), eval_episodes=0, steps=scale.sft_steps,
                          batch_size=scale.sft_batch_size, eval_every=scale.sft_steps, log_every=10,
                          checkpoint_every=max(scale.sft_steps // 4, 1), keep_checkpoints=1, policy=policy,
                          policy_kwargs=policy_kwargs, **common, **arm.overrides)
@@ -224,17 +235,17 @@ def phase_config(job: Job) -> Any:
     if arm.phase == "rft":
         from training.rft import RFTConfig
 
-        return RFTConfig(env_id=MIX_ID, env_kwargs=env_kwargs(scale, "train"),
-                         train_tasks=scale.train_tasks * len(BENCHMARK_IDS), eval_tasks=0,
-                         eval_env_kwargs=env_kwargs(scale, "test"), eval_episodes=0, init=init,
+        return RFTConfig(env_id=MIX_ID, env_kwargs=env_kwargs(job, "train"),
+                         train_tasks=scale.train_tasks * len(job.suites), eval_tasks=0,
+                         eval_env_kwargs=env_kwargs(job, "test"), eval_episodes=0, init=init,
                          iterations=scale.rft_iterations, tasks_per_iteration=scale.rft_tasks_per_iteration,
                          group_size=scale.rft_group_size, checkpoint_every=max(scale.rft_iterations // 3, 1),
                          keep_checkpoints=1, device=job.device, dtype=_train_dtype(job), **common, **arm.overrides)
     from training.ttrl import TTRLConfig
 
-    return TTRLConfig(env_id=MIX_ID, env_kwargs=env_kwargs(scale, "test"),
-                      tasks=scale.test_tasks * len(BENCHMARK_IDS), init=init, samples=scale.ttrl_samples,
-                      checkpoint_every=scale.test_tasks * len(BENCHMARK_IDS), keep_checkpoints=1,
+    return TTRLConfig(env_id=MIX_ID, env_kwargs=env_kwargs(job, "test"),
+                      tasks=scale.test_tasks * len(job.suites), init=init, samples=scale.ttrl_samples,
+                      checkpoint_every=scale.test_tasks * len(job.suites), keep_checkpoints=1,
                       device=job.device, dtype=_train_dtype(job), **common, **arm.overrides)
 
 
@@ -323,7 +334,7 @@ def evaluate(job: Job, checkpoint: Path) -> dict[str, Any]:
     policy = place(load_policy(str(checkpoint)).policy, job.device, _train_dtype(job))
     sampling = Sampling(max_new_tokens=64, greedy=True)
     trajectories = []
-    for env_id in BENCHMARK_IDS:
+    for env_id in job.suites:
         env = PinnedTask(gym.make(env_id, split="test", num_tasks=job.scale.test_tasks,
                                   **job.scale.suite_kwargs.get(env_id, {})))
         try:

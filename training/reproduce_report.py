@@ -93,10 +93,13 @@ def ttrl_rows(out: Path, arms: Sequence[Any]) -> list[dict[str, Any]]:
                 continue
             kls = [t["kl"] for t in tasks if t.get("kl") is not None]
             correct = [t["report/pseudo_label_correct"] for t in tasks if t["accepted"]]
+            judged = [t["corridor"] for t in tasks if t.get("corridor")]
             per_seed.append({"accepted": float(np.mean([t["accepted"] for t in tasks])),
                              "label_accuracy": float(np.mean(correct)) if correct else float("nan"),
                              "kl_mean": float(np.mean(kls)) if kls else 0.0,
                              "kl_max": float(np.max(kls)) if kls else 0.0,
+                             "not_above": float(np.mean([side != "above" for side in judged])) if judged
+                             else float("nan"),
                              "rollbacks": float(sum(t.get("rollback", 0) for t in tasks)),
                              "tasks": float(len(tasks))})
         if per_seed:
@@ -125,12 +128,13 @@ def score_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def ttrl_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    columns = ["arm", "accepted", "pseudo-label accuracy", "KL to EMA (mean)", "KL to EMA (max)", "rollbacks",
-               "tasks", "seeds"]
+    columns = ["arm", "accepted", "pseudo-label accuracy", "KL to EMA (mean)", "KL to EMA (max)",
+               "updates not above the corridor", "rollbacks", "tasks", "seeds"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         cells = [row["label"], cell(row["accepted"]), cell(row["label_accuracy"]), cell(row["kl_mean"], 4),
-                 cell(row["kl_max"], 4), cell(row["rollbacks"], 1), f"{row['tasks'][0]:.0f}", str(row["seeds"])]
+                 cell(row["kl_max"], 4), cell(row["not_above"]), cell(row["rollbacks"], 1),
+                 f"{row['tasks'][0]:.0f}", str(row["seeds"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -142,6 +146,8 @@ def write_report(out: str | Path, arms: Sequence[Any], elapsed: float | None = N
     rows = arm_rows(evaluations, arms)
     ttrl = ttrl_rows(out, arms)
     config = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
+    if elapsed is None and (out / "results.json").exists():  # re-rendering: keep the run's own wall time
+        elapsed = json.loads((out / "results.json").read_text()).get("elapsed_seconds")
     jobs = json.loads((out / "jobs.json").read_text()) if (out / "jobs.json").exists() else {}
     plots = write_plots(out, rows, evaluations, arms)
     (out / "results.json").write_text(json.dumps({"config": config, "arms": rows, "ttrl": ttrl, "jobs": jobs,
@@ -215,10 +221,11 @@ def toolchain_histogram(rows: Sequence[Mapping[str, Any]], evaluations: Mapping[
 
 
 def training_curves(out: Path, arms: Sequence[Any], path: Path) -> Path:
-    """SFT loss per step, RFT mean return per iteration, TTRL accepted share along the stream (seed 0)."""
+    """SFT imitation loss per step, RFT mean return per iteration, TTRL accepted share along the stream (seed 0)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    panels = {"sft": (axes[0], "train", "loss", "SFT loss"), "rft": (axes[1], "train", "return", "RFT mean return"),
+    panels = {"sft": (axes[0], "train", "imitation", "SFT imitation loss"),
+              "rft": (axes[1], "train", "return", "RFT mean return"),
               "ttrl": (axes[2], "task", "accepted", "TTRL pseudo-label accepted (running mean)")}
     for arm in arms:
         ax, kind, key, title = panels[arm.phase]
