@@ -101,6 +101,12 @@ def test_a_finished_run_is_not_run_again(tiny_run, monkeypatch):
     assert (out / "seed-0" / "sft" / "eval.json").read_text() == before
 
 
+def test_a_folder_refuses_a_run_of_another_setting(tiny_run, tiny_form):
+    out, _ = tiny_run
+    with pytest.raises(ValueError, match="other scale"):
+        reproduce.run(ReproduceConfig(out=str(out), form=tiny_form, seeds=2, ablations=False, sft_steps=5))
+
+
 def test_a_job_gives_the_same_episodes_in_a_worker_process_and_in_this_one(tiny_run, tmp_path, tiny_form):
     out, _ = tiny_run
     job = next(j for j in plan(ReproduceConfig(out=str(tmp_path), form=tiny_form, seeds=2, ablations=False))

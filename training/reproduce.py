@@ -245,7 +245,7 @@ def phase_config(job: Job) -> Any:
 
     return TTRLConfig(env_id=MIX_ID, env_kwargs=env_kwargs(job, "test"),
                       tasks=scale.test_tasks * len(job.suites), init=init, samples=scale.ttrl_samples,
-                      checkpoint_every=scale.test_tasks * len(job.suites), keep_checkpoints=1,
+                      checkpoint_every=scale.test_tasks, keep_checkpoints=1,
                       device=job.device, dtype=_train_dtype(job), **common, **arm.overrides)
 
 
@@ -362,7 +362,9 @@ def run(cfg: ReproduceConfig, report: bool = True) -> dict[str, Any]:
     jobs = plan(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    record = {**dataclasses.asdict(cfg), "suites": list(cfg.suites), "scale": dataclasses.asdict(cfg.scale())}
+    check_same_setting(out / "config.json", record)
+    (out / "config.json").write_text(json.dumps(record, indent=1))
     started = time.perf_counter()
     outcomes = schedule(jobs, cfg.workers, _announcer(cfg, len(jobs), started))
     (out / "jobs.json").write_text(json.dumps(outcomes, indent=1))
@@ -371,6 +373,21 @@ def run(cfg: ReproduceConfig, report: bool = True) -> dict[str, Any]:
 
         write_report(out, cfg.arms(), elapsed=time.perf_counter() - started)
     return outcomes
+
+
+SETTING = ("scale", "suites", "model", "device", "dtype")
+"""What a finished job's results depend on besides its seed and arm: a run folder keeps one setting."""
+
+
+def check_same_setting(path: Path, record: dict[str, Any]) -> None:
+    """Refuse to mix results of different settings in one folder (seeds and arms may be added)."""
+    if not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    changed = [key for key in SETTING if json.loads(json.dumps(record[key])) != earlier.get(key)]
+    if changed:
+        raise ValueError(f"{path.parent} holds a run with other {', '.join(changed)}; its finished jobs would be "
+                         "reused as they are: choose another --out")
 
 
 def _announcer(cfg: ReproduceConfig, total: int, started: float) -> Callable[[str, dict[str, Any]], None]:
