@@ -14,38 +14,25 @@ from typing import Any
 
 from pixelis_env.errors import PixelisError
 from pixelis_env.registration import SUITES, suite_module
-from pixelis_env.task import Task, TaskSource
+from pixelis_env.task import TaskList, TaskSource
 
 BENCHMARK_IDS = tuple(env_id for env_id in SUITES if env_id != "Pixelis-Image-v0")
 """The six benchmark suites (the user-media env has no generator to mix in)."""
 MAX_STEPS = max(getattr(suite_module(env_id), "MAX_STEPS", 10) for env_id in BENCHMARK_IDS)
 
 
-class MixedSource:
-    """A :class:`~pixelis_env.task.TaskSource` interleaving equal numbers of tasks of each source."""
-
-    def __init__(self, sources: Sequence[TaskSource], name: str = "mix") -> None:
-        if not sources:
-            raise PixelisError("a mixture needs at least one task source")
-        self.sources = list(sources)
-        self.name = name
-        self.media_kinds = frozenset().union(*(s.media_kinds for s in self.sources))
-        self.max_frames = max(s.max_frames for s in self.sources)
-        self.max_seconds = max(s.max_seconds for s in self.sources)
-        self._size = len(self.sources) * min(len(s) for s in self.sources)
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __getitem__(self, index: int) -> Task:
-        if not -self._size <= index < self._size:
-            raise IndexError(f"{self.name}: task index {index} outside 0..{self._size - 1}")
-        index %= self._size
-        return self.sources[index % len(self.sources)][index // len(self.sources)]
+def mixed(sources: Sequence[TaskSource], name: str = "mix") -> TaskList:
+    """Interleave equal numbers of tasks of each source (the shortest sets the number)."""
+    if not sources:
+        raise PixelisError("a mixture needs at least one task source")
+    sources, k = list(sources), len(sources)
+    return TaskList(make=lambda i: sources[i % k][i // k], size=k * min(len(s) for s in sources), name=name,
+                    media_kinds=frozenset().union(*(s.media_kinds for s in sources)),
+                    max_frames=max(s.max_frames for s in sources), max_seconds=max(s.max_seconds for s in sources))
 
 
 def make_source(env_ids: Sequence[str] = BENCHMARK_IDS, suite_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
-                **shared: Any) -> MixedSource:
+                **shared: Any) -> TaskList:
     """The mixture of ``env_ids``' sources.
 
     ``shared`` keyword arguments (``split``, ``num_tasks``, ``seed``, ``difficulty``...) go
@@ -61,4 +48,4 @@ def make_source(env_ids: Sequence[str] = BENCHMARK_IDS, suite_kwargs: Mapping[st
     if "Pixelis-Mix-v0" in env_ids:
         raise PixelisError("a mixture cannot contain itself")
     sources = [suite_module(env_id).make_source(**{**shared, **suite_kwargs.get(env_id, {})}) for env_id in env_ids]
-    return MixedSource(sources, name="mix-" + "+".join(s.name for s in sources))
+    return mixed(sources, name="mix-" + "+".join(s.name for s in sources))
