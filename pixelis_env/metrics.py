@@ -121,6 +121,26 @@ def span_iou(prediction: str, ground_truth: Any) -> float:
     return temporal_iou(span, ground_truth) if span is not None else 0.0
 
 
+_CHOICE = re.compile(r"\(?[A-Za-z]\)?\.?")
+
+
+def answer_fits(answer_type: str, prediction: str) -> bool:
+    """Whether ``prediction`` has the form its question asks for: one option letter, a number,
+    a ``start-end`` span, or any non-empty text.
+
+    A diagnostic, not a score: it tells a wrong answer from an answer to another kind of
+    question (a span given to a multiple-choice question, say).
+    """
+    text = prediction.strip()
+    if answer_type == "choice":
+        return _CHOICE.fullmatch(text) is not None
+    if answer_type == "number":
+        return to_float(text) is not None
+    if answer_type == "span":
+        return _SPAN.fullmatch(text) is not None
+    return bool(text)
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """IoU of two ``[x0, y0, x1, y1]`` boxes."""
     iw = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)

@@ -8,6 +8,7 @@ from pixelis_env import PixelisError
 from pixelis_env.metrics import (
     MRA_THRESHOLDS,
     anls,
+    answer_fits,
     box_iou,
     count_accuracy,
     exact_match,
@@ -76,3 +77,13 @@ def test_score_dispatch_and_unknown_metric():
     assert score("mra", "10", 10) == 1.0
     with pytest.raises(PixelisError, match="Did you mean `mra`"):
         score("mr", "1", 1)
+
+
+@pytest.mark.parametrize("answer_type, prediction, fits", [
+    ("choice", "B", True), ("choice", "(c).", True), ("choice", "4.5-7.25", False), ("choice", "BC", False),
+    ("number", "2.394", True), ("number", " 12 ", True), ("number", "A", False), ("number", "1-3", False),
+    ("span", "4.5-7.25", True), ("span", "1 - 3", True), ("span", "B", False), ("span", "3.5", False),
+    ("text", "EXIT 12", True), ("text", " ", False),
+])
+def test_answer_fits_tells_the_form_a_question_asks_for(answer_type, prediction, fits):
+    assert answer_fits(answer_type, prediction) is fits

@@ -71,6 +71,8 @@ def test_each_job_leaves_its_training_run_and_held_out_episodes(tiny_run):
         assert sorted({e.suite for e in episodes}) == ["count", "temporal", "textvqa", "track", "vsi", "vstar"]
         assert len(episodes) == 6 * TINY.test_tasks
         assert (folder / "train" / "metrics.jsonl").exists()
+        summary = json.loads((folder / "eval.json").read_text())
+        assert all(0.0 <= suite["format_errors"] <= 1.0 for suite in summary["suites"].values())
         assert list((folder / "train" / "checkpoints").iterdir())
     config = json.loads(next((out / "seed-1" / "ttrl" / "train" / "checkpoints").iterdir()).joinpath(
         "config.json").read_text())

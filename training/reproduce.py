@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pixelis_env.suites.mixture import BENCHMARK_IDS
 
 logger = logging.getLogger(__name__)
@@ -322,31 +324,41 @@ def _train(phase: str, cfg: Any) -> dict[str, Any]:
 def evaluate(job: Job, checkpoint: Path) -> dict[str, Any]:
     """Greedy episodes of the checkpoint's policy on every suite's test tasks; per-suite summaries.
 
+    Besides :func:`~pixelis_env.evaluation.summarize`'s figures, ``format_errors`` is the
+    share of answers not in the form their question asks for (:func:`~pixelis_env.metrics.answer_fits`).
+
     Each suite is evaluated through its own env id (its own episode limit), on task
     indices 0..test_tasks-1, with the same reset seeds for every arm.
     """
     import gymnasium as gym
 
     from pixelis_env.evaluation import summarize
+    from pixelis_env.metrics import answer_fits
     from pixelis_env.trajectory import save_jsonl
     from training.grpo import PinnedTask, Sampling, load_policy, place, play_group
 
     policy = place(load_policy(str(checkpoint)).policy, job.device, _train_dtype(job))
     sampling = Sampling(max_new_tokens=64, greedy=True)
-    trajectories = []
+    trajectories, misformed = [], {}
     for env_id in job.suites:
         env = PinnedTask(gym.make(env_id, split="test", num_tasks=job.scale.test_tasks,
                                   **job.scale.suite_kwargs.get(env_id, {})))
         try:
             for index in range(job.scale.test_tasks):
-                trajectories += [e.trajectory for e in play_group(env, policy, index, 1, EVAL_SEED + index, sampling)]
+                (episode,) = play_group(env, policy, index, 1, EVAL_SEED + index, sampling)
+                trajectories.append(episode.trajectory)
+                if episode.trajectory.answer is not None:
+                    answer_type = env.unwrapped.tasks[index].answer_type
+                    misformed.setdefault(episode.trajectory.suite, []).append(
+                        not answer_fits(answer_type, episode.trajectory.answer))
         finally:
             env.close()
     save_jsonl(trajectories, Path(job.folder) / "eval.jsonl")
-    suites = summarize(trajectories)
-    return {"suites": {name: {k: v for k, v in s.items() if k != "seconds_per_episode"} for name, s in suites.items()},
-            "toolchains": _toolchains(trajectories),
-            "episodes": len(trajectories)}
+    suites = {name: {k: v for k, v in s.items() if k != "seconds_per_episode"}
+              for name, s in summarize(trajectories).items()}
+    for name, summary in suites.items():
+        summary["format_errors"] = float(np.mean(misformed[name])) if misformed.get(name) else 0.0
+    return {"suites": suites, "toolchains": _toolchains(trajectories), "episodes": len(trajectories)}
 
 
 def _toolchains(trajectories: Sequence[Any]) -> dict[str, list[int]]:

@@ -52,7 +52,7 @@ def read_metrics(path: Path, kind: str) -> list[dict[str, Any]]:
 
 
 def arm_rows(evaluations: Mapping[str, Mapping[int, Mapping[str, Any]]], arms: Sequence[Any]) -> list[dict[str, Any]]:
-    """Per arm: per-suite score, mean score, relative gain, toolchain and invalid rate (mean, std, n)."""
+    """Per arm: per-suite score, mean score, relative gain, toolchain, invalid rate and wrong-form answers."""
     baseline = evaluations.get("baseline", {})
     rows = []
     for arm in arms:
@@ -70,13 +70,16 @@ def arm_rows(evaluations: Mapping[str, Mapping[int, Mapping[str, Any]]], arms: S
         row["relative_gain"] = mean_std([relative_gain(scores[s], base[s]) for s in paired]) if paired else None
         row["toolchain"] = mean_std([_episode_mean(by_seed[s], "toolchain") for s in seeds])
         row["invalid_rate"] = mean_std([_episode_mean(by_seed[s], "invalid_rate") for s in seeds])
+        row["format_errors"] = mean_std([_episode_mean(by_seed[s], "format_errors") for s in seeds])
         rows.append(row)
     return rows
 
 
 def _episode_mean(summary: Mapping[str, Any], key: str) -> float:
-    """A per-suite figure averaged over suites weighted by episodes."""
-    suites = summary["suites"].values()
+    """A per-suite figure averaged over suites weighted by episodes (NaN where a summary lacks it)."""
+    suites = [s for s in summary["suites"].values() if key in s]
+    if not suites:
+        return float("nan")
     return float(sum(s[key] * s["episodes"] for s in suites) / max(sum(s["episodes"] for s in suites), 1))
 
 
@@ -116,13 +119,15 @@ def cell(value: tuple[float, float] | None, digits: int = 3) -> str:
 
 
 def score_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    columns = ["arm", *SUITES.values(), "mean score", "rel. gain vs baseline", "toolchain", "invalid rate", "seeds"]
+    columns = ["arm", *SUITES.values(), "mean score", "rel. gain vs baseline", "toolchain", "invalid rate",
+               "answers in the wrong form", "seeds"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         gain = row["relative_gain"]
         gain_text = "n/a" if gain is None else f"{100 * gain[0]:+.1f}% ± {100 * gain[1]:.1f}"
         cells = [row["label"], *(cell(row[s]) for s in SUITES), cell(row["mean_score"]), gain_text,
-                 cell(row["toolchain"], 2), cell(row["invalid_rate"]), str(len(row["seeds"]))]
+                 cell(row["toolchain"], 2), cell(row["invalid_rate"]), cell(row["format_errors"], 2),
+                 str(len(row["seeds"]))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
