@@ -55,7 +55,7 @@ def test_tiny_reproduction_runs_every_phase_and_writes_the_report(tiny_run):
         for suite in ("vsi", "vstar", "textvqa", "count", "track", "temporal"):
             assert 0.0 <= row[suite][0] <= 1.0 and row[suite][1] >= 0.0
     text = (out / "results.md").read_text()
-    assert "| + Pixel TTRL |" in text and "KL to EMA" in text
+    assert "| + Pixel TTRL |" in text and "KL to EMA" in text and "first call = oracle's first tool" in text
     for name in ("suite_scores", "toolchain_lengths", "training_curves", "ttrl_kl"):
         png = out / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
@@ -72,7 +72,8 @@ def test_each_job_leaves_its_training_run_and_held_out_episodes(tiny_run):
         assert len(episodes) == 6 * TINY.test_tasks
         assert (folder / "train" / "metrics.jsonl").exists()
         summary = json.loads((folder / "eval.json").read_text())
-        assert all(0.0 <= suite["format_errors"] <= 1.0 for suite in summary["suites"].values())
+        for suite in summary["suites"].values():
+            assert 0.0 <= suite["format_errors"] <= 1.0 and 0.0 <= suite["oracle_first_tool"] <= 1.0
         assert list((folder / "train" / "checkpoints").iterdir())
     config = json.loads(next((out / "seed-1" / "ttrl" / "train" / "checkpoints").iterdir()).joinpath(
         "config.json").read_text())
@@ -187,7 +188,8 @@ class _Arm:
 
 def _summary(arm, seed, scores, toolchain=1.0):
     return {"arm": arm, "seed": seed, "suites": {s: {"score": v, "episodes": 2, "toolchain": toolchain,
-                                                     "invalid_rate": 0.0} for s, v in scores.items()}}
+                                                     "invalid_rate": 0.0, "answered": 1.0}
+                                                 for s, v in scores.items()}}
 
 
 def test_relative_gain_is_per_seed_against_that_seeds_baseline_and_skips_zero_baselines():

@@ -324,8 +324,11 @@ def _train(phase: str, cfg: Any) -> dict[str, Any]:
 def evaluate(job: Job, checkpoint: Path) -> dict[str, Any]:
     """Greedy episodes of the checkpoint's policy on every suite's test tasks; per-suite summaries.
 
-    Besides :func:`~pixelis_env.evaluation.summarize`'s figures, ``format_errors`` is the
-    share of answers not in the form their question asks for (:func:`~pixelis_env.metrics.answer_fits`).
+    Besides :func:`~pixelis_env.evaluation.summarize`'s figures: ``format_errors``, the
+    share of answers not in the form their question asks for
+    (:func:`~pixelis_env.metrics.answer_fits`), and ``oracle_first_tool``, the share of
+    episodes whose first action calls the tool the oracle's trace starts with (``answer``
+    for questions the oracle answers at once).
 
     Each suite is evaluated through its own env id (its own episode limit), on task
     indices 0..test_tasks-1, with the same reset seeds for every arm.
@@ -339,18 +342,21 @@ def evaluate(job: Job, checkpoint: Path) -> dict[str, Any]:
 
     policy = place(load_policy(str(checkpoint)).policy, job.device, _train_dtype(job))
     sampling = Sampling(max_new_tokens=64, greedy=True)
-    trajectories, misformed = [], {}
+    trajectories, misformed, first_tool = [], {}, {}
     for env_id in job.suites:
         env = PinnedTask(gym.make(env_id, split="test", num_tasks=job.scale.test_tasks,
                                   **job.scale.suite_kwargs.get(env_id, {})))
         try:
             for index in range(job.scale.test_tasks):
                 (episode,) = play_group(env, policy, index, 1, EVAL_SEED + index, sampling)
-                trajectories.append(episode.trajectory)
-                if episode.trajectory.answer is not None:
-                    answer_type = env.unwrapped.tasks[index].answer_type
-                    misformed.setdefault(episode.trajectory.suite, []).append(
-                        not answer_fits(answer_type, episode.trajectory.answer))
+                trajectory, task = episode.trajectory, env.unwrapped.tasks[index]
+                trajectories.append(trajectory)
+                oracle_first = task.oracle_trace()[0].name
+                first_tool.setdefault(trajectory.suite, []).append(
+                    bool(trajectory.steps) and trajectory.steps[0].tool == oracle_first)
+                if trajectory.answer is not None:
+                    misformed.setdefault(trajectory.suite, []).append(not answer_fits(task.answer_type,
+                                                                                      trajectory.answer))
         finally:
             env.close()
     save_jsonl(trajectories, Path(job.folder) / "eval.jsonl")
@@ -358,6 +364,7 @@ def evaluate(job: Job, checkpoint: Path) -> dict[str, Any]:
               for name, s in summarize(trajectories).items()}
     for name, summary in suites.items():
         summary["format_errors"] = float(np.mean(misformed[name])) if misformed.get(name) else 0.0
+        summary["oracle_first_tool"] = float(np.mean(first_tool[name]))
     return {"suites": suites, "toolchains": _toolchains(trajectories), "episodes": len(trajectories)}
 
 

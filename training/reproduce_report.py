@@ -70,7 +70,8 @@ def arm_rows(evaluations: Mapping[str, Mapping[int, Mapping[str, Any]]], arms: S
         row["relative_gain"] = mean_std([relative_gain(scores[s], base[s]) for s in paired]) if paired else None
         row["toolchain"] = mean_std([_episode_mean(by_seed[s], "toolchain") for s in seeds])
         row["invalid_rate"] = mean_std([_episode_mean(by_seed[s], "invalid_rate") for s in seeds])
-        row["format_errors"] = mean_std([_episode_mean(by_seed[s], "format_errors") for s in seeds])
+        for key in ("format_errors", "oracle_first_tool", "answered"):
+            row[key] = mean_std([_episode_mean(by_seed[s], key) for s in seeds])
         rows.append(row)
     return rows
 
@@ -119,15 +120,25 @@ def cell(value: tuple[float, float] | None, digits: int = 3) -> str:
 
 
 def score_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    columns = ["arm", *SUITES.values(), "mean score", "rel. gain vs baseline", "toolchain", "invalid rate",
-               "answers in the wrong form", "seeds"]
+    columns = ["arm", *SUITES.values(), "mean score", "rel. gain vs baseline", "toolchain", "invalid rate", "seeds"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         gain = row["relative_gain"]
         gain_text = "n/a" if gain is None else f"{100 * gain[0]:+.1f}% ± {100 * gain[1]:.1f}"
         cells = [row["label"], *(cell(row[s]) for s in SUITES), cell(row["mean_score"]), gain_text,
-                 cell(row["toolchain"], 2), cell(row["invalid_rate"]), cell(row["format_errors"], 2),
-                 str(len(row["seeds"]))]
+                 cell(row["toolchain"], 2), cell(row["invalid_rate"]), str(len(row["seeds"]))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def behaviour_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """How each arm acts, beyond its score: tool choice against the oracle's, answer form, answer rate."""
+    columns = ["arm", "first call = oracle's first tool", "answers in the wrong form", "episodes answered",
+               "toolchain", "invalid rate"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [row["label"], cell(row["oracle_first_tool"], 2), cell(row["format_errors"], 2),
+                 cell(row["answered"], 2), cell(row["toolchain"], 2), cell(row["invalid_rate"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -169,6 +180,7 @@ def write_report(out: str | Path, arms: Sequence[Any], elapsed: float | None = N
         "## Phases", score_table(main_rows),
         "## Ablations (each row switches one thing off; the full arms repeated for reference)",
         score_table(ablation_rows),
+        "## How the arms act (held-out episodes)", behaviour_table(rows),
         "## Test-time RL: pseudo-labels and the KL corridor", ttrl_table(ttrl),
         "## Plots", *(f"![{p.stem}](plots/{p.name})" for p in plots),
     ]
