@@ -33,6 +33,7 @@ from training.sft import (  # noqa: E402
     SFTConfig,
     build_policy,
     cli,
+    collect,
     main,
     oracle_demonstrations,
     quantised,
@@ -204,6 +205,19 @@ def test_saved_trajectories_replay_to_the_oracle_demonstrations(tmp_path: Path) 
                                        for a in tasks[t.task_id].oracle_trace()]
     assert [d.context.actions for d in demos[:2]] == [[], [demos[0].text]]
     assert demos[1].context.turns[-1].text.startswith("zoomed to")
+
+
+def test_direct_answer_imitates_only_answers_from_the_first_view(tmp_path: Path) -> None:
+    """The no-tool baseline: one demo per episode, the answer, seen from the reset observation."""
+    cfg = config(tmp_path, train_tasks=5, eval_tasks=2)
+    tools, _ = collect(cfg, Envs(cfg))
+    direct, held_out = collect(config(tmp_path, train_tasks=5, eval_tasks=2, direct_answer=True), Envs(cfg))
+    answers = [d for d in tools if d.text.startswith("<answer>")]
+    assert len(direct) == len(answers) == 5 and len(tools) == 10
+    assert [d.text for d in direct] == [d.text for d in answers]
+    assert all(d.context.actions == [] and len(d.context.turns) == 1 for d in direct)
+    assert [len(d.context.turns) for d in answers] == [2] * 5
+    assert all(d.text.startswith("<answer>") for demos in held_out.values() for d in demos)
 
 
 # ------------------------------------------------------------------ aux heads
