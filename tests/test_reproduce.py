@@ -15,7 +15,7 @@ from agents.policy import Context, Turn  # noqa: E402
 from pixelis_env.cli import main as pixelis_main  # noqa: E402
 from training import reproduce  # noqa: E402
 from training.reproduce import ARMS, FORMS, QUICK_SUITES, ReproduceConfig, Scale, plan  # noqa: E402
-from training.reproduce_report import arm_rows, mean_std, score_table  # noqa: E402
+from training.reproduce_report import _overrides, arm_rows, mean_std, score_table  # noqa: E402
 from training.sft import Demo, answer_only  # noqa: E402
 
 TINY = Scale(train_tasks=2, test_tasks=1, sft_steps=4, sft_batch_size=4, rft_iterations=1, rft_tasks_per_iteration=2,
@@ -249,3 +249,8 @@ def test_a_subset_of_suites_is_trained_and_evaluated_alone(tmp_path):
     assert sft.env_kwargs["suite_kwargs"] == {"Pixelis-Track-v0": {"difficulty": 0}}
     test = reproduce.env_kwargs(jobs["seed-0/ttrl"], "test")
     assert test["split"] == "test" and test["num_tasks"] == FORMS["quick"].test_tasks
+
+
+def test_the_report_header_names_the_sizes_a_run_changed():
+    assert _overrides({"form": "quick", "sft_steps": 2000, "train_tasks": None}) == " with sft_steps=2000"
+    assert _overrides({"form": "quick"}) == ""

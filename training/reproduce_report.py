@@ -173,7 +173,7 @@ def write_report(out: str | Path, arms: Sequence[Any], elapsed: float | None = N
     failed = {k: v for k, v in jobs.items() if v.get("status") != "done"}
     parts = [
         "# Pixelis miniature reproduction",
-        f"Form `{config.get('form', '?')}`, seeds {config.get('seeds', '?')}, model "
+        f"Form `{config.get('form', '?')}`{_overrides(config)}, seeds {config.get('seeds', '?')}, model "
         f"`{config.get('model') or 'compact policy (from scratch)'}`"
         + (f", {elapsed / 60:.1f} min wall" if elapsed is not None else "") + ". "
         "Scores are on each suite's held-out test split, in the benchmark's metric; mean ± sample std over seeds.",
@@ -190,6 +190,13 @@ def write_report(out: str | Path, arms: Sequence[Any], elapsed: float | None = N
     path = out / "results.md"
     path.write_text("\n\n".join(parts) + "\n")
     return path
+
+
+def _overrides(config: Mapping[str, Any]) -> str:
+    """The form's sizes a run changed, e.g. `` with sft_steps=2000``."""
+    changed = [f"{key}={config[key]}" for key in ("train_tasks", "test_tasks", "sft_steps", "rft_iterations")
+               if config.get(key) is not None]
+    return f" with {', '.join(changed)}" if changed else ""
 
 
 # ----------------------------------------------------------------------- plots
