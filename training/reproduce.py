@@ -274,7 +274,8 @@ def shared_demonstrations(cfg: Any, envs: Any) -> Any:
     """:func:`training.sft.collect` once per env setting (seed-independent), as every SFT arm sees it."""
     from training import sft
 
-    key = json.dumps([cfg.env_ids, cfg.env_kwargs, cfg.train_tasks, cfg.coord_decimals], sort_keys=True)
+    key = json.dumps([cfg.env_ids, cfg.env_kwargs, cfg.train_tasks, cfg.eval_tasks, cfg.eval_env_kwargs,
+                      cfg.coord_decimals, cfg.trajectories, cfg.min_trajectory_score], sort_keys=True)
     if key not in _DEMONSTRATIONS:
         _DEMONSTRATIONS[key] = sft.collect(dataclasses.replace(cfg, direct_answer=False, seed=0), envs)
     train, held_out = _DEMONSTRATIONS[key]
