@@ -44,11 +44,11 @@ def load_evaluations(out: Path) -> dict[str, dict[int, dict[str, Any]]]:
     return found
 
 
-def read_metrics(path: Path, kind: str) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in records if r.get("kind") == kind]
+def run_metrics(run_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """:func:`training.common.read_metrics` of a job's training run; none for a job that never started."""
+    from training.common import read_metrics
+
+    return read_metrics(run_dir, kind) if (run_dir / "metrics.jsonl").exists() else []
 
 
 def arm_rows(evaluations: Mapping[str, Mapping[int, Mapping[str, Any]]], arms: Sequence[Any]) -> list[dict[str, Any]]:
@@ -92,7 +92,7 @@ def ttrl_rows(out: Path, arms: Sequence[Any]) -> list[dict[str, Any]]:
             continue
         per_seed = []
         for folder in sorted(out.glob(f"seed-*/{arm.name}")):
-            tasks = read_metrics(folder / "train" / "metrics.jsonl", "task")
+            tasks = run_metrics(folder / "train", "task")
             if not tasks or not (folder / "eval.json").exists():
                 continue
             kls = [t["kl"] for t in tasks if t.get("kl") is not None]
@@ -253,7 +253,7 @@ def training_curves(out: Path, arms: Sequence[Any], path: Path) -> Path:
               "ttrl": (axes[2], "task", "accepted", "TTRL pseudo-label accepted (running mean)")}
     for arm in arms:
         ax, kind, key, title = panels[arm.phase]
-        records = [r for r in read_metrics(out / "seed-0" / arm.name / "train" / "metrics.jsonl", kind)
+        records = [r for r in run_metrics(out / "seed-0" / arm.name / "train", kind)
                    if r.get(key) is not None]
         if not records:
             continue
@@ -274,7 +274,7 @@ def ttrl_kl(out: Path, arms: Sequence[Any], path: Path) -> Path:
     band = None
     for arm in arms:
         for folder in sorted(out.glob(f"seed-*/{arm.name}")):
-            tasks = read_metrics(folder / "train" / "metrics.jsonl", "task")
+            tasks = run_metrics(folder / "train", "task")
             if tasks:
                 ax.plot([t["task"] for t in tasks], [t.get("kl") or 0.0 for t in tasks], marker=".", linewidth=0.8,
                         label=f"{arm.name} {folder.parent.name}")
